@@ -1,0 +1,240 @@
+"""The framework-neutral run spec: dataclasses registered in Hydra's ConfigStore.
+
+The YAML files under ``conf/`` are validated against these classes, so a typo in a key or a
+wrong type in an override fails before anything runs. ``validate`` then refuses
+combinations that make no sense (before any data is loaded or any run is written).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+class Task(str, Enum):
+    binary = "binary"
+    multiclass = "multiclass"
+    multilabel = "multilabel"
+    regression = "regression"
+
+
+class Activation(str, Enum):
+    sigmoid = "sigmoid"
+    relu = "relu"
+    linear = "linear"
+    softmax = "softmax"
+
+
+class OptimizerName(str, Enum):
+    gd = "gd"
+    adam = "adam"
+
+
+class DType(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class InitScheme(str, Enum):
+    glorot_uniform = "glorot_uniform"
+    he_uniform = "he_uniform"
+
+
+@dataclass
+class BackendConfig:
+    name: str = "keras"
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits_binary"
+    # None: the dataset's own task (a user file must say which task it holds)
+    task: Optional[Task] = None
+    val_fraction: float = 0.2
+    # user datasets: a .csv or .npz file (format in the README)
+    path: Optional[str] = None
+    # multiplies the inputs after scaling; >1 gives large logits (numerics stress test)
+    input_scale: float = 1.0
+
+
+@dataclass
+class ModelConfig:
+    hidden: list[int] = field(default_factory=lambda: [25, 15])
+    hidden_activation: Activation = Activation.sigmoid
+    # None: sigmoid for binary/multilabel, softmax for multiclass, linear for regression
+    output_activation: Optional[Activation] = None
+    # as in Keras: the loss receives logits (a linear output) instead of probabilities
+    from_logits: bool = False
+    init: InitScheme = InitScheme.glorot_uniform
+
+
+@dataclass
+class OptimizerConfig:
+    name: OptimizerName = OptimizerName.adam
+    lr: float = 1e-3
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    # Keras' default; torch's is 1e-8. Written explicitly into both frameworks.
+    epsilon: float = 1e-7
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    # None: full batch (one step per epoch)
+    batch_size: Optional[int] = 32
+    device: Device = Device.cpu
+    dtype: DType = DType.float32
+    # probabilities are clipped to [eps, 1 - eps] in cross-entropy (Keras' rule, both backends)
+    prob_clip_eps: float = 1e-7
+    # TensorFloat-32 matmuls on GPUs that have them; off keeps float32 exact
+    allow_tf32: bool = False
+    # intra-op threads for the framework; None: the number of cores
+    threads: Optional[int] = None
+
+
+@dataclass
+class TrackingConfig:
+    # None: $MLFLOW_TRACKING_URI if set, else sqlite under results/
+    uri: Optional[str] = None
+    experiment: str = "default"
+    enabled: bool = True
+    # seconds between flushes of buffered metrics to the store
+    flush_every_s: float = 1.0
+    log_model: bool = False
+
+
+@dataclass
+class Config:
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    seed: int = 0
+    # the question an experiment answers (set by conf/experiment/*.yaml)
+    question: str = ""
+
+
+def register_configs() -> None:
+    """Register the schema so every YAML in conf/ is type-checked against it."""
+    # one schema at the root types every group merged into it; no per-group schema
+    # entries, so they never show up among a group's choices in error messages
+    ConfigStore.instance().store(name="config_schema", node=Config)
+
+
+class ConfigError(ValueError):
+    """A combination of options that cannot be trained; raised before anything is written."""
+
+
+DEFAULT_OUTPUT = {
+    Task.binary: Activation.sigmoid,
+    Task.multilabel: Activation.sigmoid,
+    Task.multiclass: Activation.softmax,
+    Task.regression: Activation.linear,
+}
+
+
+def output_activation(spec: Config, task: Task) -> Activation:
+    """The output layer's activation: the configured one, or the task's default."""
+    if spec.model.output_activation is not None:
+        return Activation(spec.model.output_activation)
+    if spec.model.from_logits and task is not Task.regression:
+        return Activation.linear
+    return DEFAULT_OUTPUT[task]
+
+
+def validate(spec: Config, task: Task, n_outputs: int) -> None:
+    """Refuse combinations that make no sense, saying why and what to use instead."""
+    out = output_activation(spec, task)
+    hidden_act = Activation(spec.model.hidden_activation)
+    if hidden_act is Activation.softmax:
+        raise ConfigError(
+            "model.hidden_activation=softmax is not a hidden-layer activation; "
+            "use sigmoid, relu or linear."
+        )
+    if any(h <= 0 for h in spec.model.hidden):
+        raise ConfigError(f"model.hidden={list(spec.model.hidden)}: layer sizes must be positive.")
+    if spec.train.epochs < 1:
+        raise ConfigError(f"train.epochs={spec.train.epochs}: must be at least 1.")
+    if spec.train.batch_size is not None and spec.train.batch_size < 1:
+        raise ConfigError(
+            f"train.batch_size={spec.train.batch_size}: must be >= 1, or null for full batch."
+        )
+    if not 0.0 < spec.data.val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction={spec.data.val_fraction}: must be in (0, 1).")
+    if spec.optimizer.lr <= 0:
+        raise ConfigError(f"optimizer.lr={spec.optimizer.lr}: must be positive.")
+
+    if task is Task.multilabel and out is Activation.softmax:
+        raise ConfigError(
+            "a softmax output on a multilabel task makes the labels compete for one unit of "
+            "probability; use model.output_activation=sigmoid (independent labels), or a "
+            "linear output with model.from_logits=true."
+        )
+    if task is Task.multiclass and n_outputs < 2:
+        raise ConfigError(
+            f"a multiclass task needs one output unit per class, got {n_outputs}; "
+            "use data.task=binary for two classes."
+        )
+    if task is Task.regression:
+        if spec.model.from_logits:
+            raise ConfigError(
+                "model.from_logits=true asks for a classification loss, but the task is "
+                "regression (mean squared error); set model.from_logits=false."
+            )
+        if out not in (Activation.linear, Activation.relu):
+            raise ConfigError(
+                f"a {out.value} output on a regression task squashes the prediction and "
+                "pairs it with a classification loss; use model.output_activation=linear "
+                "(any sign) or relu (non-negative targets)."
+            )
+        return
+    if spec.model.from_logits and out in (Activation.sigmoid, Activation.softmax):
+        raise ConfigError(
+            f"model.output_activation={out.value} with model.from_logits=true applies the "
+            f"{out.value} twice (once in the layer, once in the loss); use "
+            "model.output_activation=linear with from_logits=true (the logits form), or "
+            "from_logits=false (the probabilities form)."
+        )
+    if not spec.model.from_logits and out in (Activation.linear, Activation.relu):
+        raise ConfigError(
+            f"a {out.value} output with model.from_logits=false feeds unbounded values to a "
+            "cross-entropy that expects probabilities; set model.from_logits=true (the "
+            "logits form) or use a sigmoid/softmax output."
+        )
+    if task is Task.binary and out is Activation.softmax:
+        raise ConfigError(
+            "a softmax over a single output unit is always 1; a binary task uses "
+            "model.output_activation=sigmoid (or linear with from_logits=true)."
+        )
+    if task is Task.multiclass and out is Activation.sigmoid:
+        raise ConfigError(
+            "a sigmoid output on a multiclass task does not give a distribution over "
+            "classes; use model.output_activation=softmax (or linear with from_logits=true)."
+        )
+
+
+def to_plain(obj: Any) -> Any:
+    """Enums -> their values, dataclasses -> dicts (for params, hashes and YAML)."""
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(obj):
+        return to_plain(asdict(obj))
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, Enum):
+        return obj.value
+    return obj

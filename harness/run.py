@@ -1,0 +1,187 @@
+"""One run: spec -> data -> shared weights -> backend -> tracked metrics -> result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import config as C
+from harness import data as D
+from harness.init import initial_weights, layer_sizes
+from harness.metrics import task_metrics
+from harness.tracking import RunFailed, tracked_run
+
+# Fields that do not change what is computed: excluded from the config hash.
+NON_RESULT_FIELDS = ("tracking", "question")
+
+
+@dataclass
+class RunResult:
+    run_name: str
+    config_hash: str
+    final: dict[str, float]  # last epoch's metrics, keyed as in MLflow
+    epochs_run: int
+    wall_s: float
+
+    @property
+    def objective(self) -> float:
+        """The scalar a Hydra sweeper would minimise: the final validation loss."""
+        return self.final.get("val/loss", math.nan)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def config_hash(spec: C.Config) -> str:
+    """Hash of everything that changes results (seed included, tracking excluded)."""
+    plain = {k: v for k, v in C.to_plain(spec).items() if k not in NON_RESULT_FIELDS}
+    blob = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def run_name(spec: C.Config, task: C.Task, out: C.Activation) -> str:
+    """Say what varies: backend-[data-]hidden-head-optimizer-seed."""
+    head = "logits" if spec.model.from_logits else ("probs" if task is not C.Task.regression else out.value)
+    parts = [spec.backend.name]
+    if spec.data.name != "digits_binary":
+        parts.append(spec.data.name)
+    parts += [C.Activation(spec.model.hidden_activation).value, head, C.OptimizerName(spec.optimizer.name).value]
+    return "-".join(parts) + f"-s{spec.seed}"
+
+
+def git_commit() -> str:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+
+
+def _to_yaml(spec: C.Config) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(C.to_plain(spec)))
+
+
+def _epoch_metrics(task: C.Task, data: D.Dataset, record) -> dict[str, float]:
+    metrics = {"train/loss": record.train_loss, "val/loss": record.val_loss}
+    for split, y, pred in (("train", data.y_train, record.train_pred), ("val", data.y_val, record.val_pred)):
+        for key, value in task_metrics(task, y, pred).items():
+            metrics[f"{split}/{key}"] = value
+    metrics["time/epoch_s"] = record.epoch_time_s
+    metrics["time/step_ms"] = 1000.0 * record.epoch_time_s / record.steps
+    return metrics
+
+
+def prepare(spec: C.Config) -> tuple[D.Dataset, C.Activation]:
+    """Load the data and validate the spec against its task; raises ConfigError."""
+    if spec.data.task is not None:
+        # a data.task that contradicts the model is refused before any file is read
+        C.validate(spec, C.Task(spec.data.task), n_outputs=2)
+    data = D.load(spec.data, spec.seed)
+    C.validate(spec, data.task, data.n_outputs)
+    return data, C.output_activation(spec, data.task)
+
+
+def run(spec: C.Config, overrides: list[str] | None = None, log=print) -> RunResult:
+    """Train one spec on its backend, streaming every epoch to MLflow."""
+    from backends import get_backend
+    from backends.base import TrainInputs
+
+    data, out_act = prepare(spec)
+    weights = initial_weights(
+        layer_sizes(data.n_features, list(spec.model.hidden), data.n_outputs), spec.seed, spec.model.init
+    )
+    inputs = TrainInputs(spec=spec, data=data, weights=weights, output_activation=out_act)
+    name = run_name(spec, data.task, out_act)
+    chash = config_hash(spec)
+    backend = get_backend(spec.backend.name)
+
+    t_start = time.perf_counter()
+    env = backend.setup(inputs)
+    tags = {
+        "backend": spec.backend.name,
+        "task": data.task.value,
+        "dataset": data.name,
+        "config_hash": chash,
+        "git_commit": git_commit(),
+        "hydra_overrides": " ".join(overrides or []),
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "command": " ".join(["python -m harness", *(overrides or [])]),
+        **{k: v for k, v in env.items()},
+    }
+    params = flatten(C.to_plain(spec))
+    params["model.output_activation"] = out_act.value  # the resolved head, not null
+    params["data.n_train"], params["data.n_val"] = len(data.x_train), len(data.x_val)
+    params["data.n_features"], params["data.n_outputs"] = data.n_features, data.n_outputs
+
+    last: dict[str, float] = {}
+    epoch_times: list[float] = []
+    samples = 0
+
+    with tracked_run(spec.tracking, name, tags, params, _to_yaml(spec)) as tracked:
+        diverged: list[str] = []
+
+        def on_epoch(record) -> bool:
+            nonlocal samples
+            metrics = _epoch_metrics(data.task, data, record)
+            if not (math.isfinite(record.train_loss) and math.isfinite(record.val_loss)):
+                diverged.append(
+                    f"loss became non-finite at epoch {record.epoch} "
+                    f"(train {record.train_loss}, val {record.val_loss}); stopped early"
+                )
+                return False
+            last.clear()
+            last.update(metrics)
+            last["epoch"] = record.epoch
+            epoch_times.append(record.epoch_time_s)
+            samples = record.samples
+            if tracked is not None:
+                tracked.log_metrics(metrics, step=record.epoch)
+            return True
+
+        backend.train(inputs, on_epoch)
+        wall = time.perf_counter() - t_start
+        if diverged:
+            if tracked is not None:
+                tracked.set_tags({"diverged": "true"})
+            raise RunFailed(f"{name}: {diverged[0]}")
+        steady = epoch_times[1:] or epoch_times
+        summary = {
+            "time/total_s": wall,
+            "time/first_epoch_s": epoch_times[0],
+            "time/steady_epoch_s": sorted(steady)[len(steady) // 2],
+            "throughput/samples_per_s": samples * len(steady) / sum(steady) if sum(steady) > 0 else math.nan,
+        }
+        if tracked is not None:
+            tracked.log_metrics(summary, step=len(epoch_times))
+    final = {k: v for k, v in last.items() if k != "epoch"}
+    final.update(summary)
+    result = RunResult(name, chash, final, int(last.get("epoch", 0)), wall)
+    shown = ", ".join(f"{k}={final[k]:.4f}" for k in ("val/loss", "val/accuracy", "val/r2") if k in final)
+    log(f"[harness] {name}: {shown} ({result.epochs_run} epochs, {wall:.1f} s)", file=sys.stderr)
+    return result
