@@ -6,9 +6,9 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from harness.config import ConfigError, register_configs
+from harness.config import ConfigError, register_configs, to_spec
 
 register_configs()
 
@@ -17,8 +17,8 @@ register_configs()
 def main(cfg: DictConfig) -> float:
     from harness.run import run
 
-    spec = OmegaConf.to_object(cfg)
     try:
+        spec = to_spec(cfg)
         result = run(spec, overrides=list(HydraConfig.get().overrides.task))
     except ConfigError as exc:
         print(f"harness: invalid configuration: {exc}", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Optional, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 
@@ -135,6 +135,36 @@ def register_configs() -> None:
 
 class ConfigError(ValueError):
     """A combination of options that cannot be trained; raised before anything is written."""
+
+
+def _unknown_keys(node: Any, schema: type, prefix: str = "") -> list[str]:
+    from dataclasses import fields, is_dataclass
+
+    known = {f.name for f in fields(schema)}
+    hints = get_type_hints(schema)
+    unknown = []
+    for key, value in node.items():
+        if key not in known:
+            unknown.append(f"{prefix}{key}")
+        elif isinstance(value, dict) and is_dataclass(hints.get(key)):
+            unknown += _unknown_keys(value, hints[key], f"{prefix}{key}.")
+    return unknown
+
+
+def to_spec(cfg: Any) -> Config:
+    """A composed DictConfig -> the Config dataclass, refusing keys the schema lacks.
+
+    Hydra's `+key=value` adds keys even to a typed config; they would be silently ignored,
+    so they are refused here (e.g. `+train.epoch=3`).
+    """
+    from omegaconf import OmegaConf
+
+    unknown = _unknown_keys(OmegaConf.to_container(cfg, resolve=False), Config)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {unknown}; `python -m harness --help` lists the keys"
+        )
+    return OmegaConf.to_object(cfg)
 
 
 DEFAULT_OUTPUT = {
