@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from harness.config import ConfigError, register_configs, to_spec
@@ -15,6 +17,10 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
+    if HydraConfig.get().mode is RunMode.MULTIRUN:
+        from harness.sweep import run_job
+
+        return run_job(cfg)  # in a warm worker; never raises for a failed job
     from harness.run import run
 
     try:
@@ -26,5 +32,23 @@ def main(cfg: DictConfig) -> float:
     return result.objective
 
 
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def cli() -> None:
+    from harness import sweep
+
+    signal.signal(signal.SIGTERM, _sigterm)  # end runs KILLED, as on Ctrl-C
+    try:
+        main()
+    except KeyboardInterrupt:
+        sweep.abort("interrupted")
+        sys.exit(130)
+    finally:
+        sweep.close_parent_if_open()  # Hydra itself failed mid-sweep: no RUNNING-forever parent
+    sys.exit(sweep.STATE.exit_code)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -100,6 +100,8 @@ class TrainConfig:
     allow_tf32: bool = False
     # intra-op threads for the framework; None: the number of cores
     threads: Optional[int] = None
+    # also train the NumPy reference in-process and log parity/* against it (harness.parity)
+    parity: bool = False
 
 
 @dataclass
@@ -111,6 +113,8 @@ class TrackingConfig:
     # seconds between flushes of buffered metrics to the store
     flush_every_s: float = 1.0
     log_model: bool = False
+    # a sweep skips jobs whose config hash already has a FINISHED run; false reruns all
+    resume: bool = True
 
 
 @dataclass
@@ -184,11 +188,9 @@ def output_activation(spec: Config, task: Task) -> Activation:
     return DEFAULT_OUTPUT[task]
 
 
-def validate(spec: Config, task: Task, n_outputs: int) -> None:
-    """Refuse combinations that make no sense, saying why and what to use instead."""
-    out = output_activation(spec, task)
-    hidden_act = Activation(spec.model.hidden_activation)
-    if hidden_act is Activation.softmax:
+def _check_ranges(spec: Config) -> None:
+    """Sizes, budgets and rates that are out of range whatever the task."""
+    if Activation(spec.model.hidden_activation) is Activation.softmax:
         raise ConfigError(
             "model.hidden_activation=softmax is not a hidden-layer activation; "
             "use sigmoid, relu or linear."
@@ -203,9 +205,42 @@ def validate(spec: Config, task: Task, n_outputs: int) -> None:
         )
     if not 0.0 < spec.data.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction={spec.data.val_fraction}: must be in (0, 1).")
-    if spec.optimizer.lr <= 0:
-        raise ConfigError(f"optimizer.lr={spec.optimizer.lr}: must be positive.")
+    if spec.data.input_scale <= 0:
+        raise ConfigError(f"data.input_scale={spec.data.input_scale}: must be positive.")
+    opt = spec.optimizer
+    if opt.lr <= 0:
+        raise ConfigError(f"optimizer.lr={opt.lr}: must be positive.")
+    if not (0.0 <= opt.beta_1 < 1.0 and 0.0 <= opt.beta_2 < 1.0):
+        raise ConfigError(
+            f"optimizer.beta_1={opt.beta_1}, optimizer.beta_2={opt.beta_2}: Adam's moment "
+            "decay rates must be in [0, 1) (defaults 0.9 and 0.999)."
+        )
+    if opt.epsilon <= 0:
+        raise ConfigError(f"optimizer.epsilon={opt.epsilon}: must be positive (Keras' default 1e-7).")
+    if not 0.0 <= spec.train.prob_clip_eps < 0.5:
+        raise ConfigError(
+            f"train.prob_clip_eps={spec.train.prob_clip_eps}: must be in [0, 0.5) "
+            "(Keras' default 1e-7; 0 turns clipping off)."
+        )
 
+
+def _check_regression_head(spec: Config, out: Activation) -> None:
+    if spec.model.from_logits:
+        raise ConfigError(
+            "model.from_logits=true asks for a classification loss (cross-entropy on "
+            "logits), but the task is regression (mean squared error); set "
+            "model.from_logits=false."
+        )
+    if out not in (Activation.linear, Activation.relu):
+        raise ConfigError(
+            f"a {out.value} output on a regression task squashes the prediction into a "
+            "probability's range, as for a classification loss; use "
+            "model.output_activation=linear (any sign) or relu (non-negative targets)."
+        )
+
+
+def _check_classification_head(spec: Config, task: Task, out: Activation, n_outputs: int) -> None:
+    logits = spec.model.from_logits
     if task is Task.multilabel and out is Activation.softmax:
         raise ConfigError(
             "a softmax output on a multilabel task makes the labels compete for one unit of "
@@ -215,33 +250,27 @@ def validate(spec: Config, task: Task, n_outputs: int) -> None:
     if task is Task.multiclass and n_outputs < 2:
         raise ConfigError(
             f"a multiclass task needs one output unit per class, got {n_outputs}; "
-            "use data.task=binary for two classes."
+            "use data.task=binary (one sigmoid unit) for two classes, or give 2+ classes."
         )
-    if task is Task.regression:
-        if spec.model.from_logits:
-            raise ConfigError(
-                "model.from_logits=true asks for a classification loss, but the task is "
-                "regression (mean squared error); set model.from_logits=false."
-            )
-        if out not in (Activation.linear, Activation.relu):
-            raise ConfigError(
-                f"a {out.value} output on a regression task squashes the prediction and "
-                "pairs it with a classification loss; use model.output_activation=linear "
-                "(any sign) or relu (non-negative targets)."
-            )
-        return
-    if spec.model.from_logits and out in (Activation.sigmoid, Activation.softmax):
+    if logits and out in (Activation.sigmoid, Activation.softmax):
         raise ConfigError(
             f"model.output_activation={out.value} with model.from_logits=true applies the "
             f"{out.value} twice (once in the layer, once in the loss); use "
             "model.output_activation=linear with from_logits=true (the logits form), or "
             "from_logits=false (the probabilities form)."
         )
-    if not spec.model.from_logits and out in (Activation.linear, Activation.relu):
+    if not logits and out in (Activation.linear, Activation.relu):
         raise ConfigError(
             f"a {out.value} output with model.from_logits=false feeds unbounded values to a "
             "cross-entropy that expects probabilities; set model.from_logits=true (the "
             "logits form) or use a sigmoid/softmax output."
+        )
+    if out is Activation.relu:
+        raise ConfigError(
+            "a relu output clips the logits at 0, so no probability can fall below 0.5 "
+            "(sigmoid) or be told apart (softmax); a classification head uses "
+            "model.output_activation=linear with from_logits=true, or null (the task's "
+            "default) with from_logits=false."
         )
     if task is Task.binary and out is Activation.softmax:
         raise ConfigError(
@@ -253,6 +282,19 @@ def validate(spec: Config, task: Task, n_outputs: int) -> None:
             "a sigmoid output on a multiclass task does not give a distribution over "
             "classes; use model.output_activation=softmax (or linear with from_logits=true)."
         )
+
+
+def validate(spec: Config, task: Task, n_outputs: int) -> None:
+    """Refuse combinations that make no sense, saying why and what to use instead.
+
+    Called before any data file is trusted and before anything is written to MLflow.
+    """
+    _check_ranges(spec)
+    out = output_activation(spec, task)
+    if task is Task.regression:
+        _check_regression_head(spec, out)
+    else:
+        _check_classification_head(spec, task, out, n_outputs)
 
 
 def to_plain(obj: Any) -> Any:

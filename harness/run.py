@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness import config as C
 from harness import data as D
@@ -106,8 +108,32 @@ def prepare(spec: C.Config) -> tuple[D.Dataset, C.Activation]:
     return data, C.output_activation(spec, data.task)
 
 
-def run(spec: C.Config, overrides: list[str] | None = None, log=print) -> RunResult:
-    """Train one spec on its backend, streaming every epoch to MLflow."""
+def _injected_fault(name: str, epoch: int) -> str | None:
+    """Test aid: HARNESS_FAULTS="run-name@epoch=raise|kill;..." breaks a chosen run on purpose.
+
+    Lets the sweep tests crash one job (an exception, or SIGKILL as from the OOM killer or
+    a segfault in a framework) in a real sweep without touching any other job.
+    """
+    for item in filter(None, os.environ.get("HARNESS_FAULTS", "").split(";")):
+        target, _, action = item.partition("=")
+        run, _, at = target.partition("@")
+        if run == name and int(at or 1) == epoch:
+            return action
+    return None
+
+
+def run(
+    spec: C.Config,
+    overrides: list[str] | None = None,
+    log=print,
+    parent_run_id: str | None = None,
+    on_started: Callable[[str, str], None] | None = None,
+) -> RunResult:
+    """Train one spec on its backend, streaming every epoch to MLflow.
+
+    parent_run_id nests the run under a sweep's parent run; on_started receives the new
+    run's id and name as soon as it exists (so a supervising process can end it if this one dies).
+    """
     from backends import get_backend
     from backends.base import TrainInputs
 
@@ -143,7 +169,9 @@ def run(spec: C.Config, overrides: list[str] | None = None, log=print) -> RunRes
     epoch_times: list[float] = []
     samples = 0
 
-    with tracked_run(spec.tracking, name, tags, params, _to_yaml(spec)) as tracked:
+    with tracked_run(
+        spec.tracking, name, tags, params, _to_yaml(spec), parent_run_id, on_started
+    ) as tracked:
         diverged: list[str] = []
 
         def on_epoch(record) -> bool:
@@ -162,6 +190,11 @@ def run(spec: C.Config, overrides: list[str] | None = None, log=print) -> RunRes
             samples = record.samples
             if tracked is not None:
                 tracked.log_metrics(metrics, step=record.epoch)
+            fault = _injected_fault(name, record.epoch)
+            if fault == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            elif fault == "raise":
+                raise RuntimeError(f"fault injected by HARNESS_FAULTS at epoch {record.epoch}")
             return True
 
         backend.train(inputs, on_epoch)

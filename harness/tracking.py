@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from harness.config import TrackingConfig
 
@@ -38,6 +39,16 @@ def dashboard_command(uri: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
     return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+
+
+ROLE_TAG = "harness.role"  # "job" for a training run, "sweep" for a sweep's parent run
+PARENT_TAG = "mlflow.parentRunId"  # MLflow nests runs by this tag, across processes
+HOST_TAG, PID_TAG = "harness.host", "harness.pid"
+
+
+def process_tags() -> dict[str, str]:
+    """Where the run lives: lets a later sweep tell a killed run from a live one."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
 def _client(uri: str):
@@ -70,6 +81,21 @@ def _experiment_id(client, name: str, uri: str) -> str:
         return exp.experiment_id
 
 
+T = TypeVar("T")
+
+
+def _retry(call: Callable[[], T], attempts: int = 8) -> T:
+    """SQLite under parallel writers may answer 'database is locked': back off and retry."""
+    for i in range(attempts):
+        try:
+            return call()
+        except Exception as exc:  # MlflowException or sqlalchemy OperationalError
+            if "locked" not in str(exc) or i == attempts - 1:
+                raise
+            time.sleep(0.05 * 2**i)
+    raise AssertionError("unreachable")
+
+
 def _finite(value: float) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
@@ -97,23 +123,25 @@ class TrackedRun:
                 self._pending[:MAX_METRICS_PER_BATCH],
                 self._pending[MAX_METRICS_PER_BATCH:],
             )
-            self.client.log_batch(self.run_id, metrics=chunk)
+            _retry(lambda: self.client.log_batch(self.run_id, metrics=chunk))
         self._last_flush = time.monotonic()
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        _retry(lambda: self.client.log_batch(self.run_id, tags=items))
 
     def log_params(self, params: dict[str, str]) -> None:
         from mlflow.entities import Param
 
         items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
-            self.client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
+            chunk = items[i : i + MAX_PARAMS_PER_BATCH]
+            _retry(lambda: self.client.log_batch(self.run_id, params=chunk))
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        _retry(lambda: self.client.log_text(self.run_id, text, artifact_file))
 
 
 class RunFailed(Exception):
@@ -127,18 +155,23 @@ def tracked_run(
     tags: dict[str, str],
     params: dict[str, str],
     config_yaml: str,
+    parent_run_id: str | None = None,
+    on_started: Callable[[str, str], None] | None = None,
 ) -> Iterator[TrackedRun | None]:
     """Start a run; end it FINISHED, FAILED (with traceback) or KILLED, whatever happens."""
     if not cfg.enabled:
         yield None
         return
-    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
-
     uri = resolve_uri(cfg)
     client = _client(uri)
-    exp_id = _experiment_id(client, cfg.experiment, uri)
-    run = client.create_run(exp_id, run_name=run_name, tags={MLFLOW_RUN_NAME: run_name, **tags})
+    exp_id = _retry(lambda: _experiment_id(client, cfg.experiment, uri))
+    all_tags = {**process_tags(), ROLE_TAG: "job", **tags}
+    if parent_run_id:
+        all_tags[PARENT_TAG] = parent_run_id
+    run = _retry(lambda: client.create_run(exp_id, run_name=run_name, tags=all_tags))
     tracked = TrackedRun(client, run.info.run_id, cfg.flush_every_s)
+    if on_started is not None:
+        on_started(run.info.run_id, run_name)
     status = "FINISHED"
     try:
         tracked.log_params(params)
@@ -160,4 +193,86 @@ def tracked_run(
         try:
             tracked.flush()
         finally:
-            client.set_terminated(tracked.run_id, status=status)
+            _retry(lambda: client.set_terminated(tracked.run_id, status=status))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """Sweep-level access to one MLflow experiment: created once before any job runs."""
+
+    def __init__(self, cfg: TrackingConfig) -> None:
+        self.uri = resolve_uri(cfg)
+        self.client = _client(self.uri)  # a new SQLite file gets its schema here, once
+        self.experiment_id = _retry(lambda: _experiment_id(self.client, cfg.experiment, self.uri))
+
+    def _search(self, filter_string: str) -> list:
+        from mlflow.entities import ViewType
+
+        runs, token = [], None
+        while True:
+            page = _retry(
+                lambda: self.client.search_runs(
+                    [self.experiment_id], filter_string, ViewType.ACTIVE_ONLY,
+                    max_results=1000, page_token=token,
+                )
+            )
+            runs += list(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def finished_hashes(self) -> dict[str, str]:
+        """config_hash -> run_id of FINISHED training runs (what a resumed sweep skips)."""
+        runs = self._search(f"attributes.status = 'FINISHED' and tags.`{ROLE_TAG}` = 'job'")
+        return {r.data.tags["config_hash"]: r.info.run_id for r in runs if "config_hash" in r.data.tags}
+
+    def reap_stale(self) -> list[str]:
+        """Mark KILLED the runs left RUNNING by a process of this host that no longer exists."""
+        host = socket.gethostname()
+        reaped = []
+        for r in self._search("attributes.status = 'RUNNING'"):
+            tags = r.data.tags
+            pid = tags.get(PID_TAG, "")
+            if tags.get(HOST_TAG) == host and pid.isdigit() and not _pid_alive(int(pid)):
+                self.set_terminated(r.info.run_id, "KILLED")
+                reaped.append(r.info.run_name)
+        return reaped
+
+    def start_sweep(self, name: str, tags: dict[str, str], params: dict[str, Any], texts: dict[str, str]) -> str:
+        run = _retry(
+            lambda: self.client.create_run(
+                self.experiment_id, run_name=name, tags={**process_tags(), ROLE_TAG: "sweep", **tags}
+            )
+        )
+        tracked = TrackedRun(self.client, run.info.run_id, flush_every_s=0.0)
+        tracked.log_params(params)
+        for path, text in texts.items():
+            tracked.log_text(text, path)
+        return run.info.run_id
+
+    def end_sweep(self, run_id: str, status: str, summary: dict[str, int], texts: dict[str, str]) -> None:
+        tracked = TrackedRun(self.client, run_id, flush_every_s=0.0)
+        tracked.log_metrics({f"sweep/{k}": v for k, v in summary.items()}, step=0)
+        tracked.set_tags({f"sweep.{k}": str(v) for k, v in summary.items()})
+        for path, text in texts.items():
+            tracked.log_text(text, path)
+        self.set_terminated(run_id, status)
+
+    def status(self, run_id: str) -> str:
+        return _retry(lambda: self.client.get_run(run_id)).info.status
+
+    def set_terminated(self, run_id: str, status: str) -> None:
+        _retry(lambda: self.client.set_terminated(run_id, status=status))
+
+    def running_children(self, parent_run_id: str) -> list[str]:
+        runs = self._search(f"attributes.status = 'RUNNING' and tags.`{PARENT_TAG}` = '{parent_run_id}'")
+        return [r.info.run_id for r in runs]

@@ -1,0 +1,264 @@
+"""A sweep as a durable object: planned and validated up front, one MLflow parent run,
+resumable, failures isolated and reported, interrupts recorded.
+
+Hydra drives it: `SweepCallback.on_multirun_start` (in the launching process) enumerates
+the jobs exactly as Hydra's basic sweeper will, validates every one of them before anything
+is written, initialises the store once, ends runs that a killed process left RUNNING,
+decides which jobs a resumed sweep skips, and opens the parent run. Each job (in whatever
+process the launcher runs it) reads that plan from the sweep directory, runs in a warm
+worker (harness.workers) and leaves an outcome file; `on_multirun_end` sums them up.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from harness.config import Config, ConfigError, to_spec
+
+PLAN_FILE = "harness_sweep.json"
+OUTCOME_FILE = "harness_outcome.json"
+
+
+@dataclass
+class SweepState:
+    """What the launching process knows about the sweep it is running."""
+
+    parent_run_id: str | None = None
+    tracking: Any = None
+    exit_code: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+STATE = SweepState()
+
+
+def log(msg: str) -> None:
+    print(f"[harness] {msg}", file=sys.stderr, flush=True)
+
+
+def _job_overrides(config: DictConfig) -> list[list[str]]:
+    """The jobs' override lists, computed as Hydra's BasicSweeper computes them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    args = list(config.hydra.overrides.task)
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    return BasicSweeper.split_arguments(parser.parse_overrides(params + args), None)[0]
+
+
+def _job_spec(config: DictConfig, overrides: list[str]) -> Config:
+    from hydra.core.global_hydra import GlobalHydra
+
+    job_cfg = GlobalHydra.instance().config_loader().load_sweep_config(config, list(overrides))
+    with open_dict(job_cfg):
+        del job_cfg["hydra"]
+    return to_spec(job_cfg)
+
+
+def plan(config: DictConfig) -> list[dict]:
+    """Every job's overrides, spec and config hash; raises ConfigError listing invalid jobs."""
+    from harness.run import config_hash, prepare, run_name
+
+    jobs, invalid = [], []
+    for overrides in _job_overrides(config):
+        try:
+            spec = _job_spec(config, overrides)
+            data, out_act = prepare(spec)
+        except ConfigError as exc:
+            invalid.append(f"  {' '.join(overrides)}\n      {exc}")
+            continue
+        jobs.append(
+            {
+                "overrides": list(overrides),
+                "spec": spec,
+                "config_hash": config_hash(spec),
+                "run_name": run_name(spec, data.task, out_act),
+            }
+        )
+    if invalid:
+        raise ConfigError(
+            f"{len(invalid)} of {len(invalid) + len(jobs)} jobs are invalid; nothing was run:\n"
+            + "\n".join(invalid)
+        )
+    targets = {(j["spec"].tracking.uri, j["spec"].tracking.experiment) for j in jobs}
+    if len(targets) > 1:
+        raise ConfigError(f"a sweep writes to one MLflow experiment, these jobs name {sorted(targets, key=str)}")
+    return jobs
+
+
+class SweepCallback(Callback):
+    """Registered in conf/config.yaml under hydra.callbacks."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from harness.run import git_commit
+        from harness.tracking import Store, dashboard_command
+
+        try:
+            jobs = plan(config)
+        except ConfigError as exc:
+            log(f"invalid sweep: {exc}")
+            raise SystemExit(2) from None
+        tracking = jobs[0]["spec"].tracking
+        store = Store(tracking)  # creates the schema once, before any job starts
+        reaped = store.reap_stale()
+        if reaped:
+            log(f"marked KILLED {len(reaped)} run(s) left RUNNING by a dead process: {', '.join(reaped)}")
+        finished = store.finished_hashes() if tracking.resume else {}
+        skip = {j["config_hash"]: finished[j["config_hash"]] for j in jobs if j["config_hash"] in finished}
+        if skip:
+            log(
+                f"resuming: {len(skip)} of {len(jobs)} jobs already have a FINISHED run and are "
+                "skipped (tracking.resume=false reruns everything)"
+            )
+        overrides = " ".join(config.hydra.overrides.task)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        job_list = [{k: j[k] for k in ("run_name", "config_hash", "overrides")} for j in jobs]
+        name = f"sweep-{tracking.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+        parent = store.start_sweep(
+            name,
+            tags={
+                "sweep.overrides": overrides,
+                "sweep.dir": str(sweep_dir.resolve()),
+                "git_commit": git_commit(),
+                "command": f"python -m harness {overrides} -m",
+                "mlflow.note.content": f"Sweep of {len(jobs)} jobs: {overrides}",
+            },
+            params={
+                "sweep.planned": len(jobs),
+                **{f"sweep.params.{k}": v for k, v in (config.hydra.sweeper.get("params") or {}).items()},
+            },
+            texts={
+                "multirun.yaml": OmegaConf.to_yaml(config),
+                "sweep.json": json.dumps({"overrides": overrides, "jobs": job_list}, indent=1),
+            },
+        )
+        STATE.parent_run_id, STATE.tracking = parent, tracking
+        (sweep_dir / PLAN_FILE).write_text(
+            json.dumps({"parent_run_id": parent, "planned": len(jobs), "skip": skip, "jobs": job_list})
+        )
+        log(f"sweep of {len(jobs)} jobs -> MLflow experiment '{tracking.experiment}' ({store.uri})")
+        self._dashboard = dashboard_command(store.uri)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from harness.tracking import Store
+
+        if STATE.parent_run_id is None:
+            return
+        sweep_dir = Path(config.hydra.sweep.dir)
+        planned = json.loads((sweep_dir / PLAN_FILE).read_text())["planned"]
+        outcomes = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{OUTCOME_FILE}"))]
+        counts = {"planned": planned, "finished": 0, "failed": 0, "killed": 0, "skipped": 0}
+        for o in outcomes:
+            key = {"FINISHED": "finished", "SKIPPED": "skipped", "KILLED": "killed"}.get(o["status"], "failed")
+            counts[key] += 1
+        missing = planned - len(outcomes)
+        counts["failed"] += missing  # a job that left no outcome did not finish
+        bad = [o for o in outcomes if o["status"] not in ("FINISHED", "SKIPPED")]
+        status = "FINISHED" if not bad and not missing else "FAILED"
+        report = "\n".join(f"{o['run_name']} [{o['status']}]: {o['error']}" for o in bad)
+        Store(STATE.tracking).end_sweep(
+            STATE.parent_run_id, status, counts, {"sweep_failures.txt": report} if bad else {}
+        )
+        log(
+            "sweep done: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+            + f" (parent run {STATE.parent_run_id})"
+        )
+        STATE.parent_run_id = None  # ended
+        if bad or missing:
+            STATE.exit_code = 1
+            STATE.failures = [f"{o['run_name']} [{o['status']}]: {o['error']}" for o in bad]
+            log("failed jobs (rerun the same command to retry only these):")
+            for line in STATE.failures:
+                log(f"  {line}")
+            if missing:
+                log(f"  {missing} job(s) left no outcome")
+        log(f"dashboard: {self._dashboard}")
+
+
+_TIMES: list[float] = []
+
+
+def run_job(cfg: DictConfig) -> float:
+    """The task function of one sweep job: skip if already done, else run in a warm worker."""
+    import math
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from harness.run import config_hash
+    from harness.tracking import Store
+    from harness.workers import Job, pool
+
+    hc = HydraConfig.get()
+    plan_path = Path(hc.sweep.dir) / PLAN_FILE
+    plan_data = json.loads(plan_path.read_text()) if plan_path.exists() else {}
+    spec = to_spec(cfg)
+    chash = config_hash(spec)
+    planned = plan_data.get("planned", "?")
+    label = f"[{hc.job.num + 1}/{planned}]"
+    out_file = Path(hc.runtime.output_dir) / OUTCOME_FILE
+    overrides = list(hc.overrides.task)
+    names = {j["config_hash"]: j["run_name"] for j in plan_data.get("jobs", [])}
+    if chash in plan_data.get("skip", {}):
+        run_id = plan_data["skip"][chash]
+        log(f"{label} skipped {names.get(chash, chash)}: FINISHED already as run {run_id}")
+        out_file.write_text(
+            json.dumps({"status": "SKIPPED", "run_id": run_id, "run_name": names.get(chash, ""), "error": ""})
+        )
+        return math.nan
+    t0 = time.perf_counter()
+    outcome = pool().run(Job(spec, overrides, plan_data.get("parent_run_id"), label))
+    _TIMES.append(time.perf_counter() - t0)
+    if outcome.status == "KILLED" and outcome.run_id and spec.tracking.enabled:
+        store = Store(spec.tracking)
+        if store.status(outcome.run_id) == "RUNNING":
+            store.set_terminated(outcome.run_id, "KILLED")
+    name = outcome.run_name or names.get(chash) or " ".join(overrides)
+    out_file.write_text(
+        json.dumps({"status": outcome.status, "run_id": outcome.run_id, "run_name": name, "error": outcome.error})
+    )
+    if isinstance(planned, int):
+        left = planned - (hc.job.num + 1)
+        eta = left * sum(_TIMES) / len(_TIMES)
+        log(f"{label} {outcome.status.lower()} {name} ({_TIMES[-1]:.1f} s; ~{eta:.0f} s left)")
+    if outcome.status != "FINISHED":
+        log(f"{label} {name}: {outcome.error}")
+        return math.nan
+    return outcome.result.objective
+
+
+def abort(reason: str) -> None:
+    """Ctrl-C or SIGTERM in the launching process: end the running job and the parent KILLED."""
+    from harness.tracking import Store
+    from harness.workers import pool
+
+    pool().interrupt()
+    if STATE.parent_run_id is None:
+        return
+    store = Store(STATE.tracking)
+    for run_id in store.running_children(STATE.parent_run_id):
+        store.set_terminated(run_id, "KILLED")
+    store.set_terminated(STATE.parent_run_id, "KILLED")
+    log(f"sweep {reason}: parent run {STATE.parent_run_id} and its running job marked KILLED")
+    STATE.parent_run_id = None
+
+
+def close_parent_if_open() -> None:
+    if STATE.parent_run_id is None:
+        return
+    from harness.tracking import Store
+
+    store = Store(STATE.tracking)
+    if store.status(STATE.parent_run_id) == "RUNNING":
+        store.set_terminated(STATE.parent_run_id, "FAILED")
+        STATE.exit_code = STATE.exit_code or 1

@@ -1,0 +1,199 @@
+"""Warm worker processes: one per backend, reused across a sweep's jobs, reset every run.
+
+Why not run jobs in the sweep's own process: Keras and torch would share one process (a
+Lightning run would pay for TensorFlow and vice versa), and a SIGKILL, OOM kill or segfault
+in a framework would take the whole sweep down. Why not a fresh process per job: imports
+alone cost 4-5 s per process against 1-4 s of training. A worker imports its framework once
+and every run resets what it could leak (seeds, Keras session and float settings,
+determinism flags): the no-leak tests check that a run's metrics are bitwise identical alone
+or inside a mixed sweep. A worker that dies is replaced for the next job, and the run it
+left RUNNING is ended KILLED by the supervisor here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.config import Config, ConfigError
+
+
+@dataclass
+class Job:
+    spec: Config
+    overrides: list[str]
+    parent_run_id: str | None
+    label: str = ""  # e.g. "[3/12]" for progress lines
+
+
+@dataclass
+class Outcome:
+    status: str  # FINISHED | FAILED | KILLED | INVALID
+    run_id: str | None = None
+    run_name: str = ""
+    result: Any = None  # RunResult when FINISHED
+    error: str = ""
+    traceback: str = ""
+    exitcode: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _serve(conn) -> None:
+    """Worker loop: run jobs until told to stop or the supervisor goes away."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    from harness.run import run
+
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if job is None:
+            return
+        try:
+            result = run(
+                job.spec,
+                job.overrides,
+                log=print,
+                parent_run_id=job.parent_run_id,
+                on_started=lambda run_id, name: conn.send(("started", (run_id, name))),
+            )
+            conn.send(("done", Outcome("FINISHED", result=result)))
+        except ConfigError as exc:
+            conn.send(("done", Outcome("INVALID", error=str(exc))))
+        except (KeyboardInterrupt, SystemExit) as exc:
+            conn.send(("done", Outcome("KILLED", error=f"interrupted ({exc!r})")))
+            return
+        except BaseException as exc:  # the run is already recorded FAILED with its traceback
+            conn.send(
+                ("done", Outcome("FAILED", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
+            )
+
+
+class Worker:
+    """A fresh interpreter (`python -m harness.workers FD`) talking over a socket pair.
+
+    A plain subprocess rather than multiprocessing: it works the same under any launcher
+    (joblib's loky processes cannot spawn multiprocessing children) and inherits nothing.
+    """
+
+    def __init__(self, key: tuple) -> None:
+        parent_sock, child_sock = socket.socketpair()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "harness.workers", str(child_sock.fileno())],
+            pass_fds=(child_sock.fileno(),),
+        )
+        child_sock.close()
+        self.conn = Connection(parent_sock.detach())
+        self.key = key
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def run(self, job: Job) -> Outcome:
+        self.conn.send(job)
+        run_id, name = None, ""
+        while True:
+            try:
+                kind, payload = self.conn.recv()
+            except (EOFError, ConnectionError, OSError):
+                code = self._wait(5)
+                why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                return Outcome(
+                    "KILLED", run_id=run_id, run_name=name, error=f"worker process died ({why})", exitcode=code
+                )
+            if kind == "started":
+                run_id, name = payload
+            else:
+                payload.run_id, payload.run_name = run_id, name
+                return payload
+
+    def stop(self, timeout: float = 10.0) -> None:
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        if self._wait(timeout) is None:
+            self.process.kill()
+            self.process.wait()
+        self.conn.close()
+
+    def _wait(self, timeout: float) -> int | None:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def interrupt(self) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGINT)
+
+
+class WorkerPool:
+    """Workers keyed by (backend, device, threads): settings fixed once per process."""
+
+    def __init__(self) -> None:
+        self.workers: dict[tuple, Worker] = {}
+        self.busy: Worker | None = None
+
+    def run(self, job: Job) -> Outcome:
+        train = job.spec.train
+        key = (job.spec.backend.name, str(train.device), train.threads)
+        worker = self.workers.get(key)
+        if worker is None or not worker.alive():
+            worker = self.workers[key] = Worker(key)
+        self.busy = worker
+        try:
+            outcome = worker.run(job)
+        finally:
+            self.busy = None
+        if not worker.alive() or outcome.status == "KILLED":
+            worker.stop(timeout=1.0)
+            self.workers.pop(key, None)
+        return outcome
+
+    def interrupt(self, timeout: float = 15.0) -> None:
+        """Forward an interrupt to the busy worker and give it time to end its run KILLED."""
+        worker = self.busy
+        if worker is not None:
+            worker.interrupt()
+            worker._wait(timeout)
+        self.close()
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+        self.workers.clear()
+
+
+_POOL: WorkerPool | None = None
+
+
+def pool() -> WorkerPool:
+    global _POOL
+    if _POOL is None:
+        import atexit
+
+        _POOL = WorkerPool()
+        atexit.register(_POOL.close)
+    return _POOL
+
+
+
+
+if __name__ == "__main__":
+    # import by module name so pickled Outcome/Job classes are harness.workers.*, not __main__.*
+    from harness.workers import _serve as serve
+
+    serve(Connection(int(sys.argv[1])))
