@@ -29,6 +29,10 @@ class EpochRecord:
     epoch_time_s: float  # training steps only, clock read after the device synchronised
     steps: int
     samples: int
+    # the output layer's pre-activation on the validation set (numerics checks)
+    val_logits: np.ndarray | None = None
+    # (kernel (in, out), bias) per layer after this epoch, only when inputs.record_weights
+    weights: Weights | None = None
 
 
 @dataclass
@@ -49,6 +53,8 @@ class TrainInputs:
     data: Dataset
     weights: Weights
     output_activation: Activation  # resolved from the task when the config left it null
+    # hand out each epoch's weights in EpochRecord.weights (parity checks; costs a copy)
+    record_weights: bool = False
 
     @property
     def task(self) -> Task:

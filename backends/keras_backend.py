@@ -20,6 +20,7 @@ from backends.base import (
 )
 from harness.config import Activation, Device, OptimizerName, Task
 from harness.data import batch_indices
+from harness.init import Weights
 
 # Keras reads KERAS_BACKEND at import; keep TensorFlow's C++ banners out of the user's way.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -114,6 +115,20 @@ def _model(inputs: TrainInputs, dtype: str) -> keras.Sequential:
     return model
 
 
+def _weights(model: keras.Sequential) -> Weights:
+    arrays = model.get_weights()
+    return [(arrays[i], arrays[i + 1]) for i in range(0, len(arrays), 2)]
+
+
+def _forward_with_logits(model: keras.Sequential, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(pre-activation, output) of the last layer: the ops Dense.call runs, split in two."""
+    for layer in model.layers[:-1]:
+        x = layer(x, training=False)
+    head = model.layers[-1]
+    logits = keras.ops.add(keras.ops.matmul(x, head.kernel), head.bias)
+    return logits, head.activation(logits)
+
+
 def _epoch_dataset(inputs: TrainInputs, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.data.Dataset, int]:
     """Every epoch's batches in the harness's order, as one dataset (no Keras shuffling)."""
     spec = inputs.spec
@@ -145,7 +160,7 @@ class _EpochCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         train_loss = float(logs["loss"])  # a host value: the epoch's steps have finished
         elapsed = time.perf_counter() - self.t0
-        val_loss, train_pred, val_pred = self.evaluate()
+        val_loss, train_pred, val_pred, val_logits = self.evaluate()
         record = EpochRecord(
             epoch=epoch + 1,
             train_loss=train_loss,
@@ -155,6 +170,8 @@ class _EpochCallback(keras.callbacks.Callback):
             epoch_time_s=elapsed,
             steps=self.steps,
             samples=len(self.inputs.data.x_train),
+            val_logits=val_logits.numpy(),
+            weights=_weights(self.model) if self.inputs.record_weights else None,
         )
         if self.on_epoch(record) is False:
             self.model.stop_training = True
@@ -201,13 +218,14 @@ class KerasBackend:
 
         @tf.function
         def evaluate():
-            train_out, val_out = model(x_train, training=False), model(x_val, training=False)
+            train_out = model(x_train, training=False)
+            val_logits, val_out = _forward_with_logits(model, x_val)
             val_loss = loss(y_val, val_out)
             if post == "sigmoid":
                 train_out, val_out = tf.sigmoid(train_out), tf.sigmoid(val_out)
             elif post == "softmax":
                 train_out, val_out = tf.nn.softmax(train_out), tf.nn.softmax(val_out)
-            return val_loss, train_out, val_out
+            return val_loss, train_out, val_out, val_logits
 
         model.fit(
             dataset,
@@ -217,7 +235,4 @@ class KerasBackend:
             verbose=0,
             callbacks=[_EpochCallback(inputs, evaluate, steps, on_epoch)],
         )
-        weights = model.get_weights()
-        return History(
-            final_weights=[(weights[i], weights[i + 1]) for i in range(0, len(weights), 2)]
-        )
+        return History(final_weights=_weights(model))

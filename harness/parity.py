@@ -3,10 +3,11 @@
 With `train.parity=true` a Keras or Lightning run also trains the NumPy backend in-process
 on the same spec, shared weights and batches (cheap: the lesson's networks are small), and
 logs per epoch `parity/loss_max_rel_diff` (train and validation loss, relative) and
-`parity/param_max_abs_diff` (every weight and bias). The verdict compares the worst loss
-difference over all epochs with the tolerance of the optimizer and is written as the tag
+`parity/param_max_abs_diff` (every weight and bias). The run passes when the worst of each
+over all epochs is within the optimizer's tolerances. The verdict is the tag
 `parity_verdict` (pass / fail; `reference` on the NumPy run itself) and the final metrics
-`parity/worst_loss_rel_diff`, `parity/worst_param_abs_diff`, `parity/tolerance`, `parity/pass`.
+`parity/worst_loss_rel_diff`, `parity/worst_param_abs_diff`, `parity/tolerance`,
+`parity/param_tolerance` and `parity/pass` (1 or 0).
 
 `python -m harness.parity` measures the whole matrix (task x output form x optimizer x
 batching x float precision) on small slices of the real datasets and prints a table.
@@ -27,10 +28,13 @@ from harness.config import BackendConfig, Config, OptimizerName, Task
 from harness.data import Dataset
 from harness.init import Weights
 
-# Relative train/val loss difference allowed over a run. Gradient descent is a fixed map of
-# the gradient, so only float rounding separates the frameworks; Adam divides by sqrt(v),
-# which amplifies rounding where gradients are tiny.
+# Relative train/val loss difference allowed over a run (the bar). Gradient descent
+# only accumulates float rounding; Adam divides by sqrt(v), which amplifies it.
 TOLERANCE = {OptimizerName.gd: 1e-5, OptimizerName.adam: 1e-3}
+# Absolute weight difference allowed. The loss alone is too forgiving: torch's own Adam
+# epsilon convention moves the losses < 1e-3 but the weights by 5e-4..4e-2 in 100 epochs,
+# while correct float32 translations stay below 4e-6 (measured, see the README).
+PARAM_TOLERANCE = {OptimizerName.gd: 1e-5, OptimizerName.adam: 1e-4}
 REFERENCE = "numpy"
 
 
@@ -41,6 +45,10 @@ def wanted(spec: Config) -> bool:
 
 def tolerance(spec: Config) -> float:
     return TOLERANCE[OptimizerName(spec.optimizer.name)]
+
+
+def param_tolerance(spec: Config) -> float:
+    return PARAM_TOLERANCE[OptimizerName(spec.optimizer.name)]
 
 
 def rel_diff(value: float, ref: float) -> float:
@@ -94,6 +102,7 @@ class ParityCheck:
     def __init__(self, inputs: TrainInputs, ref: Reference | None) -> None:
         self.ref = ref  # None: this run is the reference
         self.tolerance = tolerance(inputs.spec)
+        self.param_tolerance = param_tolerance(inputs.spec)
         self.worst_loss = 0.0
         self.worst_param = 0.0
         self.epochs = 0
@@ -125,7 +134,11 @@ class ParityCheck:
 
     @property
     def passed(self) -> bool:
-        return self.epochs > 0 and self.worst_loss <= self.tolerance
+        return (
+            self.epochs > 0
+            and self.worst_loss <= self.tolerance
+            and self.worst_param <= self.param_tolerance
+        )
 
     @property
     def verdict(self) -> str:
@@ -141,22 +154,23 @@ class ParityCheck:
             "parity/worst_loss_rel_diff": self.worst_loss,
             "parity/worst_param_abs_diff": self.worst_param,
             "parity/tolerance": self.tolerance,
+            "parity/param_tolerance": self.param_tolerance,
             "parity/pass": float(self.passed),
         }
 
     def tags(self) -> dict[str, str]:
         tags = {"parity_verdict": self.verdict, "parity_reference": REFERENCE}
         if self.ref is not None:
-            tags["parity_tolerance"] = f"{self.tolerance:g}"
+            tags["parity_tolerance"] = f"loss {self.tolerance:g}, params {self.param_tolerance:g}"
         return tags
 
     def describe(self) -> str:
         if self.ref is None:
             return "parity: this run is the NumPy reference"
         return (
-            f"parity vs numpy: {self.verdict} (worst loss rel diff {self.worst_loss:.2e} "
-            f"<= {self.tolerance:g} required over {self.epochs} epochs; "
-            f"worst param abs diff {self.worst_param:.2e})"
+            f"parity vs numpy: {self.verdict} over {self.epochs} epochs (worst loss rel diff "
+            f"{self.worst_loss:.1e}, <= {self.tolerance:g} required; worst param abs diff "
+            f"{self.worst_param:.1e}, <= {self.param_tolerance:g} required)"
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from harness import config as C
 from harness import data as D
+from harness import numerics, parity
 from harness.init import initial_weights, layer_sizes
 from harness.metrics import task_metrics
 from harness.tracking import RunFailed, tracked_run
@@ -141,10 +142,14 @@ def run(
     weights = initial_weights(
         layer_sizes(data.n_features, list(spec.model.hidden), data.n_outputs), spec.seed, spec.model.init
     )
-    inputs = TrainInputs(spec=spec, data=data, weights=weights, output_activation=out_act)
+    inputs = TrainInputs(
+        spec=spec, data=data, weights=weights, output_activation=out_act,
+        record_weights=parity.wanted(spec),
+    )
     name = run_name(spec, data.task, out_act)
     chash = config_hash(spec)
     backend = get_backend(spec.backend.name)
+    check = parity.ParityCheck.start(inputs)  # None unless train.parity; trains the reference
 
     t_start = time.perf_counter()
     env = backend.setup(inputs)
@@ -177,6 +182,9 @@ def run(
         def on_epoch(record) -> bool:
             nonlocal samples
             metrics = _epoch_metrics(data.task, data, record)
+            metrics.update(numerics.epoch_numerics(inputs, record))
+            if check is not None:
+                metrics.update(check.compare(record))
             if not (math.isfinite(record.train_loss) and math.isfinite(record.val_loss)):
                 diverged.append(
                     f"loss became non-finite at epoch {record.epoch} "
@@ -210,8 +218,13 @@ def run(
             "time/steady_epoch_s": sorted(steady)[len(steady) // 2],
             "throughput/samples_per_s": samples * len(steady) / sum(steady) if sum(steady) > 0 else math.nan,
         }
+        if check is not None:
+            summary.update(check.summary())
+            log(f"[harness] {name}: {check.describe()}", file=sys.stderr)
         if tracked is not None:
             tracked.log_metrics(summary, step=len(epoch_times))
+            if check is not None:
+                tracked.set_tags(check.tags())
     final = {k: v for k, v in last.items() if k != "epoch"}
     final.update(summary)
     result = RunResult(name, chash, final, int(last.get("epoch", 0)), wall)

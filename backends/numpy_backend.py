@@ -1,0 +1,284 @@
+"""NumPy: the lesson's from-scratch network, the reference the frameworks are checked against.
+
+Forward propagation is vectorised (`Z = A @ W + b`, then the activation, layer by layer);
+backpropagation, the losses (Keras' clipping rules included) and the optimizers (Keras 3's
+SGD and Adam updates, epsilon where Keras puts it) are written out by hand.
+Reads like a translation of keras_backend.py: same sections, same order.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit, softmax
+
+from backends.base import EpochRecord, History, OnEpoch, TrainInputs, probabilities_after_model
+from harness.config import Activation, Device, OptimizerName, Task
+from harness.data import batch_indices
+from harness.init import Weights
+
+
+def _configure_process(inputs: TrainInputs) -> dict[str, str]:
+    train = inputs.spec.train
+    if Device(train.device) is Device.gpu:
+        raise RuntimeError("the numpy backend runs on the CPU only; use train.device=cpu")
+    threads = train.threads or os.cpu_count() or 1
+    return {"device": "cpu", "threads": str(threads)}
+
+
+# --- the network: forward and backward propagation -------------------------------------
+
+
+def _activate(act: Activation, z: np.ndarray) -> np.ndarray:
+    if act is Activation.sigmoid:
+        return expit(z)  # never overflows, unlike 1 / (1 + exp(-z)) in float32
+    if act is Activation.relu:
+        return np.maximum(z, 0)
+    if act is Activation.softmax:
+        return softmax(z, axis=-1)
+    return z
+
+
+def _activation_backward(act: Activation, z: np.ndarray, a: np.ndarray, da: np.ndarray) -> np.ndarray:
+    """dJ/dz from dJ/da for a = act(z); the same formulas TensorFlow and torch use."""
+    if act is Activation.sigmoid:
+        return da * a * (1 - a)
+    if act is Activation.relu:
+        return da * (z > 0)
+    if act is Activation.softmax:
+        return a * (da - np.sum(da * a, axis=-1, keepdims=True))
+    return da
+
+
+@dataclass
+class Forward:
+    """What backpropagation needs from the forward pass: every layer's input, z and a."""
+
+    inputs: list[np.ndarray]  # A_{l-1} per layer
+    zs: list[np.ndarray]
+    outs: list[np.ndarray]
+
+    @property
+    def logits(self) -> np.ndarray:
+        """The last layer's pre-activation."""
+        return self.zs[-1]
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.outs[-1]
+
+
+class MLP:
+    """The network: (W, b) per layer in Keras' layout, W of shape (fan_in, fan_out)."""
+
+    def __init__(self, params: list[list[np.ndarray]], hidden: Activation, output: Activation):
+        self.params = params  # [[W, b], ...], updated in place by the optimizer
+        self.acts = [hidden] * (len(params) - 1) + [output]
+
+    def forward(self, x: np.ndarray) -> Forward:
+        fw = Forward([], [], [])
+        a = x
+        for (w, b), act in zip(self.params, self.acts):
+            z = a @ w + b  # one matrix product per layer: the whole batch at once
+            fw.inputs.append(a)
+            fw.zs.append(z)
+            a = _activate(act, z)
+            fw.outs.append(a)
+        return fw
+
+    def backward(self, fw: Forward, d_out: np.ndarray) -> list[list[np.ndarray]]:
+        """Gradients [[dW, db], ...] from dJ/d(output), layer by layer from the last."""
+        grads: list[list[np.ndarray]] = []
+        da = d_out
+        for layer in reversed(range(len(self.params))):
+            dz = _activation_backward(self.acts[layer], fw.zs[layer], fw.outs[layer], da)
+            w = self.params[layer][0]
+            grads.append([fw.inputs[layer].T @ dz, dz.sum(axis=0)])
+            da = dz @ w.T
+        return grads[::-1]
+
+
+# --- losses: value and gradient with respect to the model's output ----------------------
+
+
+def _loss(task: Task, from_logits: bool, eps: float):
+    """(loss, dJ/d(output)) as Keras computes them, mean over the batch (and labels)."""
+    if task is Task.regression:
+        return _mse
+    if task is Task.multiclass:
+        return _sparse_ce_logits if from_logits else lambda p, y: _sparse_ce_probs(p, y, eps)
+    return _bce_logits if from_logits else lambda p, y: _bce_probs(p, y, eps)
+
+
+def _mse(pred: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    err = pred - y
+    return float(np.mean(err * err)), 2 * err / err.size
+
+
+def _bce_probs(p: np.ndarray, y: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
+    # Keras: clip p to [eps, 1 - eps]; the clip passes no gradient outside the bounds
+    pc = np.clip(p, eps, 1 - eps)
+    loss = -(y * np.log(pc) + (1 - y) * np.log(1 - pc))
+    inside = (p >= eps) & (p <= 1 - eps)
+    grad = (-(y / pc) + (1 - y) / (1 - pc)) * inside / y.size
+    return float(np.mean(loss)), grad
+
+
+def _bce_logits(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    # TensorFlow's stable form of -y log s(z) - (1-y) log(1 - s(z))
+    loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    return float(np.mean(loss)), (expit(z) - y) / y.size
+
+
+def _sparse_ce_probs(p: np.ndarray, y: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
+    # Keras: softmax cross-entropy on log(clip(p)), i.e. -log pc_y + log(sum pc)
+    n = len(y)
+    pc = np.clip(p, eps, 1 - eps)
+    total = pc.sum(axis=-1, keepdims=True)
+    loss = -np.log(pc[np.arange(n), y]) + np.log(total[:, 0])
+    d_pc = np.broadcast_to(1 / total, p.shape).copy()
+    d_pc[np.arange(n), y] -= 1 / pc[np.arange(n), y]
+    inside = (p >= eps) & (p <= 1 - eps)
+    return float(np.mean(loss)), d_pc * inside / n
+
+
+def _sparse_ce_logits(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    n = len(y)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(axis=-1))
+    loss = log_sum - shifted[np.arange(n), y]
+    grad = softmax(z, axis=-1)
+    grad[np.arange(n), y] -= 1
+    return float(np.mean(loss)), grad / n
+
+
+# --- optimizers: Keras 3's update rules -------------------------------------------------
+
+
+class GradientDescent:
+    """w <- w - lr * dJ/dw."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+
+    def step(self, params: list[list[np.ndarray]], grads: list[list[np.ndarray]]) -> None:
+        for layer, layer_grads in zip(params, grads):
+            for p, g in zip(layer, layer_grads):
+                p -= g * p.dtype.type(self.lr)
+
+
+class Adam:
+    """Keras 3's Adam: epsilon is added to sqrt(v), the bias correction goes into the rate.
+
+    w <- w - alpha_t m / (sqrt(v) + eps), alpha_t = lr sqrt(1 - b2^t) / (1 - b1^t).
+    torch.optim.Adam adds epsilon to sqrt(v / (1 - b2^t)) instead: the same update with a
+    step-dependent epsilon, eps / sqrt(1 - b2^t) (about 30x larger at step 1).
+    """
+
+    def __init__(self, lr: float, beta_1: float, beta_2: float, epsilon: float) -> None:
+        self.lr, self.beta_1, self.beta_2, self.epsilon = lr, beta_1, beta_2, epsilon
+        self.t = 0
+        self.m: list[np.ndarray] = []
+        self.v: list[np.ndarray] = []
+
+    def step(self, params: list[list[np.ndarray]], grads: list[list[np.ndarray]]) -> None:
+        flat_p = [p for layer in params for p in layer]
+        flat_g = [g for layer in grads for g in layer]
+        if not self.m:
+            self.m = [np.zeros_like(p) for p in flat_p]
+            self.v = [np.zeros_like(p) for p in flat_p]
+        self.t += 1
+        f = flat_p[0].dtype.type  # scalars in the variables' dtype, as Keras casts them
+        t = f(self.t)
+        alpha = f(self.lr) * np.sqrt(f(1) - f(self.beta_2) ** t) / (f(1) - f(self.beta_1) ** t)
+        for p, g, m, v in zip(flat_p, flat_g, self.m, self.v):
+            m += (g - m) * (1 - self.beta_1)
+            v += (g * g - v) * (1 - self.beta_2)
+            p -= (m * alpha) / (np.sqrt(v) + self.epsilon)
+
+
+def _optimizer(inputs: TrainInputs) -> GradientDescent | Adam:
+    opt = inputs.spec.optimizer
+    if OptimizerName(opt.name) is OptimizerName.gd:
+        return GradientDescent(opt.lr)
+    return Adam(opt.lr, opt.beta_1, opt.beta_2, opt.epsilon)
+
+
+def _model(inputs: TrainInputs, dtype: np.dtype) -> MLP:
+    params = [[kernel.astype(dtype), bias.astype(dtype)] for kernel, bias in inputs.weights]
+    return MLP(params, Activation(inputs.spec.model.hidden_activation), inputs.output_activation)
+
+
+def _weights(net: MLP) -> Weights:
+    return [(w.copy(), b.copy()) for w, b in net.params]
+
+
+# --- the backend ---------------------------------------------------------------------
+
+
+class NumpyBackend:
+    name = "numpy"
+
+    def setup(self, inputs: TrainInputs) -> dict[str, str]:
+        info = _configure_process(inputs)
+        self.threads = int(info["threads"])
+        info.update(framework="numpy", numpy_version=np.__version__)
+        return info
+
+    def train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> History:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=self.threads, user_api="blas"):
+            return self._train(inputs, on_epoch)
+
+    def _train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> History:
+        spec, data = inputs.spec, inputs.data
+        dtype = np.dtype(spec.train.dtype.value)
+        y_dtype = np.int64 if data.task is Task.multiclass else dtype
+        x_train, y_train = data.x_train.astype(dtype), data.y_train.astype(y_dtype)
+        x_val, y_val = data.x_val.astype(dtype), data.y_val.astype(y_dtype)
+
+        net = _model(inputs, dtype)
+        loss = _loss(data.task, spec.model.from_logits, spec.train.prob_clip_eps)
+        optimizer = _optimizer(inputs)
+        post = probabilities_after_model(inputs)
+        n = len(x_train)
+
+        def evaluate() -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+            train_out, val_fw = net.forward(x_train).output, net.forward(x_val)
+            val_out = val_fw.output
+            val_loss, _ = loss(val_out, y_val)
+            if post is not None:
+                act = Activation(post)
+                train_out, val_out = _activate(act, train_out), _activate(act, val_out)
+            return val_loss, train_out, val_out, val_fw.logits
+
+        for epoch in range(spec.train.epochs):
+            batches = batch_indices(n, spec.train.batch_size, epoch, spec.seed)
+            t0 = time.perf_counter()
+            loss_sum = 0.0
+            for idx in batches:
+                fw = net.forward(x_train[idx])
+                batch_loss, d_out = loss(fw.output, y_train[idx])
+                optimizer.step(net.params, net.backward(fw, d_out))
+                loss_sum += batch_loss * len(idx)  # the epoch's loss, weighted by batch size
+            elapsed = time.perf_counter() - t0
+            val_loss, train_pred, val_pred, val_logits = evaluate()
+            record = EpochRecord(
+                epoch=epoch + 1,
+                train_loss=loss_sum / n,
+                val_loss=val_loss,
+                train_pred=train_pred,
+                val_pred=val_pred,
+                epoch_time_s=elapsed,
+                steps=len(batches),
+                samples=n,
+                val_logits=val_logits,
+                weights=_weights(net) if inputs.record_weights else None,
+            )
+            if on_epoch(record) is False:
+                break
+        return History(final_weights=_weights(net))
