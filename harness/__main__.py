@@ -39,7 +39,10 @@ def _sigterm(signum, frame):
 def cli() -> None:
     from harness import sweep
 
-    signal.signal(signal.SIGTERM, _sigterm)  # end runs KILLED, as on Ctrl-C
+    # Ctrl-C and SIGTERM end the current run and the sweep KILLED. SIGINT is set explicitly:
+    # a process started in the background by a non-interactive shell inherits it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _sigterm)
     try:
         main()
     except KeyboardInterrupt:

@@ -100,14 +100,22 @@ class SweepCallback(Callback):
     """Registered in conf/config.yaml under hydra.callbacks."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from harness.run import git_commit
-        from harness.tracking import Store, dashboard_command
-
+        # Hydra turns a callback's exception into a warning and sweeps on: a sweep that could
+        # not be planned or recorded must stop here instead (SystemExit passes through).
         try:
-            jobs = plan(config)
+            self._start(config)
         except ConfigError as exc:
             log(f"invalid sweep: {exc}")
             raise SystemExit(2) from None
+        except Exception as exc:
+            log(f"cannot start the sweep: {type(exc).__name__}: {exc}")
+            raise SystemExit(1) from None
+
+    def _start(self, config: DictConfig) -> None:
+        from harness.run import git_commit
+        from harness.tracking import Store, dashboard_command
+
+        jobs = plan(config)
         tracking = jobs[0]["spec"].tracking
         store = Store(tracking)  # creates the schema once, before any job starts
         reaped = store.reap_stale()

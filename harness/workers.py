@@ -51,6 +51,7 @@ def _raise_interrupt(signum, frame):
 
 def _serve(conn) -> None:
     """Worker loop: run jobs until told to stop or the supervisor goes away."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     from harness.run import run
 
@@ -145,7 +146,6 @@ class WorkerPool:
 
     def __init__(self) -> None:
         self.workers: dict[tuple, Worker] = {}
-        self.busy: Worker | None = None
 
     def run(self, job: Job) -> Outcome:
         train = job.spec.train
@@ -153,21 +153,17 @@ class WorkerPool:
         worker = self.workers.get(key)
         if worker is None or not worker.alive():
             worker = self.workers[key] = Worker(key)
-        self.busy = worker
-        try:
-            outcome = worker.run(job)
-        finally:
-            self.busy = None
+        outcome = worker.run(job)
         if not worker.alive() or outcome.status == "KILLED":
             worker.stop(timeout=1.0)
             self.workers.pop(key, None)
         return outcome
 
     def interrupt(self, timeout: float = 15.0) -> None:
-        """Forward an interrupt to the busy worker and give it time to end its run KILLED."""
-        worker = self.busy
-        if worker is not None:
+        """Forward an interrupt to every worker and give each time to end its run KILLED."""
+        for worker in self.workers.values():
             worker.interrupt()
+        for worker in self.workers.values():
             worker._wait(timeout)
         self.close()
 
