@@ -113,7 +113,7 @@ class SweepCallback(Callback):
 
     def _start(self, config: DictConfig) -> None:
         from harness.run import git_commit
-        from harness.tracking import Store, dashboard_command
+        from harness.tracking import Store, dashboard_command, redact
 
         jobs = plan(config)
         tracking = jobs[0]["spec"].tracking
@@ -155,7 +155,7 @@ class SweepCallback(Callback):
         (sweep_dir / PLAN_FILE).write_text(
             json.dumps({"parent_run_id": parent, "planned": len(jobs), "skip": skip, "jobs": job_list})
         )
-        log(f"sweep of {len(jobs)} jobs -> MLflow experiment '{tracking.experiment}' ({store.uri})")
+        log(f"sweep of {len(jobs)} jobs -> MLflow experiment '{tracking.experiment}' ({redact(store.uri)})")
         self._dashboard = dashboard_command(store.uri)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

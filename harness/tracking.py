@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import time
 import traceback
@@ -25,6 +26,17 @@ MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limits
 MAX_METRICS_PER_BATCH = 1000
 
 
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """Hide credentials in URIs (`postgresql://user:secret@host` -> `postgresql://***@host`).
+
+    Every string this module writes (params, tags, artifacts) passes through here.
+    """
+    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
 def resolve_uri(cfg: TrackingConfig) -> str:
     """tracking.uri, else $MLFLOW_TRACKING_URI, else a SQLite file under results/."""
     if cfg.uri:
@@ -37,7 +49,7 @@ def resolve_uri(cfg: TrackingConfig) -> str:
 def dashboard_command(uri: str) -> str:
     """The exact command that opens the MLflow UI on this store, bound to loopback."""
     if uri.startswith(("http://", "https://")):
-        return f"open {uri} in a browser"
+        return f"open {redact(uri)} in a browser"
     return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
 
 
@@ -129,19 +141,19 @@ class TrackedRun:
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        items = [RunTag(k, redact(str(v))) for k, v in tags.items()]
         _retry(lambda: self.client.log_batch(self.run_id, tags=items))
 
     def log_params(self, params: dict[str, str]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        items = [Param(k, redact(str(v))[:6000]) for k, v in sorted(params.items())]
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
             chunk = items[i : i + MAX_PARAMS_PER_BATCH]
             _retry(lambda: self.client.log_batch(self.run_id, params=chunk))
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        _retry(lambda: self.client.log_text(self.run_id, text, artifact_file))
+        _retry(lambda: self.client.log_text(self.run_id, redact(text), artifact_file))
 
 
 class RunFailed(Exception):
@@ -168,6 +180,7 @@ def tracked_run(
     all_tags = {**process_tags(), ROLE_TAG: "job", **tags}
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
+    all_tags = {k: redact(str(v)) for k, v in all_tags.items()}
     run = _retry(lambda: client.create_run(exp_id, run_name=run_name, tags=all_tags))
     tracked = TrackedRun(client, run.info.run_id, cfg.flush_every_s)
     if on_started is not None:
@@ -248,11 +261,8 @@ class Store:
         return reaped
 
     def start_sweep(self, name: str, tags: dict[str, str], params: dict[str, Any], texts: dict[str, str]) -> str:
-        run = _retry(
-            lambda: self.client.create_run(
-                self.experiment_id, run_name=name, tags={**process_tags(), ROLE_TAG: "sweep", **tags}
-            )
-        )
+        all_tags = {k: redact(str(v)) for k, v in {**process_tags(), ROLE_TAG: "sweep", **tags}.items()}
+        run = _retry(lambda: self.client.create_run(self.experiment_id, run_name=name, tags=all_tags))
         tracked = TrackedRun(self.client, run.info.run_id, flush_every_s=0.0)
         tracked.log_params(params)
         for path, text in texts.items():

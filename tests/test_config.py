@@ -62,3 +62,24 @@ def test_unknown_backend_fails_at_once_naming_choices(tmp_path):
     for choice in ("keras", "lightning"):
         assert f"\t{choice}" in proc.stderr
     assert not (tmp_path / "results" / "mlflow.db").exists()  # no run written
+
+
+def test_credentials_in_a_tracking_uri_are_never_written(store):
+    from mlflow.tracking import MlflowClient
+
+    from harness.tracking import redact, tracked_run
+
+    secret_uri = "postgresql://harness:s3cr3t@127.0.0.1:5432/mlflow"
+    assert redact(f"tracking.uri={secret_uri}") == "tracking.uri=postgresql://***@127.0.0.1:5432/mlflow"
+    spec = make_spec(f"tracking.uri={store}", "tracking.experiment=redact")
+    with tracked_run(
+        spec.tracking, "r", {"hydra_overrides": f"tracking.uri={secret_uri}"},
+        {"tracking.uri": secret_uri}, f"uri: {secret_uri}\n",
+    ) as tracked:
+        tracked.set_tags({"command": f"python -m harness tracking.uri={secret_uri}"})
+    client = MlflowClient(tracking_uri=store)
+    (run,) = client.search_runs([client.get_experiment_by_name("redact").experiment_id])
+    written = [*run.data.params.values(), *run.data.tags.values()]
+    written.append(open(client.download_artifacts(run.info.run_id, "config.yaml")).read())
+    assert not [w for w in written if "s3cr3t" in w]
+    assert run.data.params["tracking.uri"] == "postgresql://***@127.0.0.1:5432/mlflow"
