@@ -6,7 +6,7 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Callable, ContextManager, Iterator, Protocol
 
 import numpy as np
 
@@ -71,6 +71,19 @@ class Backend(Protocol):
     def train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> History:
         """Set up the framework, build the model from inputs.weights, train, report epochs."""
         ...
+
+    def forward(self, inputs: TrainInputs, x: np.ndarray) -> ContextManager[Callable[[], np.ndarray]]:
+        """After setup: the model built from inputs.weights as a ready-to-time forward pass
+        over x, returning the outputs (after the head) as NumPy once the device is done."""
+        ...
+
+
+def thread_count(spec: Config) -> int:
+    """train.threads, else the share of cores a parallel launcher gave this worker, else all."""
+    if spec.train.threads:
+        return int(spec.train.threads)
+    share = os.environ.get("HARNESS_THREADS", "")
+    return int(share) if share.isdigit() and int(share) > 0 else (os.cpu_count() or 1)
 
 
 def probabilities_after_model(inputs: TrainInputs) -> str | None:

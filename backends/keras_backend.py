@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -17,6 +19,7 @@ from backends.base import (
     TrainInputs,
     probabilities_after_model,
     quiet_native_stderr,
+    thread_count,
 )
 from harness.config import Activation, Device, OptimizerName, Task
 from harness.data import batch_indices
@@ -56,7 +59,7 @@ def _configure_process(inputs: TrainInputs) -> dict[str, str]:
         tf.config.set_visible_devices(gpus[:1], "GPU")
     else:
         tf.config.set_visible_devices([], "GPU")
-    threads = train.threads or os.cpu_count() or 1
+    threads = thread_count(inputs.spec)
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     _DEVICE_CONFIGURED.update(
@@ -236,3 +239,12 @@ class KerasBackend:
             callbacks=[_EpochCallback(inputs, evaluate, steps, on_epoch)],
         )
         return History(final_weights=_weights(model))
+
+    @contextmanager
+    def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:
+        """The Sequential model called inside one tf.function (a graph: no per-layer Python)."""
+        dtype = inputs.spec.train.dtype.value
+        model = _model(inputs, dtype)
+        call = tf.function(lambda t: model(t, training=False))
+        xs = tf.constant(x, dtype=dtype)
+        yield lambda: call(xs).numpy()  # .numpy() waits for the device

@@ -10,10 +10,19 @@ import math
 import os
 import time
 import warnings
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 
-from backends.base import EpochRecord, History, OnEpoch, TrainInputs, probabilities_after_model
+from backends.base import (
+    EpochRecord,
+    History,
+    OnEpoch,
+    TrainInputs,
+    probabilities_after_model,
+    thread_count,
+)
 from harness.config import Activation, Device, OptimizerName, Task
 from harness.data import batch_indices
 from harness.init import Weights
@@ -38,7 +47,7 @@ def _configure_process(inputs: TrainInputs) -> dict[str, str]:
     if want is Device.gpu and not has_gpu:
         raise RuntimeError("train.device=gpu, but torch sees no CUDA GPU; use train.device=cpu")
     use_gpu = has_gpu and want is not Device.cpu
-    threads = train.threads or os.cpu_count() or 1
+    threads = thread_count(inputs.spec)
     torch.set_num_threads(threads)
     return {
         "device": f"gpu:{torch.cuda.get_device_name(0)}" if use_gpu else "cpu",
@@ -274,3 +283,17 @@ class LightningBackend:
         )
         trainer.fit(system, train_dataloaders=batches)
         return History(final_weights=_weights(net))
+
+    @contextmanager
+    def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:
+        """The plain nn.Module the Lightning system trains, called under no_grad."""
+        dtype = _DTYPES[inputs.spec.train.dtype.value]
+        device = torch.device("cuda" if self.use_gpu else "cpu")
+        net = _model(inputs, dtype).to(device).eval()
+        xs = torch.as_tensor(x, dtype=dtype, device=device)
+
+        @torch.no_grad()
+        def call() -> np.ndarray:
+            return net(xs).cpu().numpy()  # .cpu() waits for the device
+
+        yield call

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 from scipy.special import expit, softmax
 
-from backends.base import EpochRecord, History, OnEpoch, TrainInputs, probabilities_after_model
+from backends.base import (
+    EpochRecord,
+    History,
+    OnEpoch,
+    TrainInputs,
+    probabilities_after_model,
+    thread_count,
+)
 from harness.config import Activation, Device, OptimizerName, Task
 from harness.data import batch_indices
 from harness.init import Weights
@@ -25,7 +34,7 @@ def _configure_process(inputs: TrainInputs) -> dict[str, str]:
     train = inputs.spec.train
     if Device(train.device) is Device.gpu:
         raise RuntimeError("the numpy backend runs on the CPU only; use train.device=cpu")
-    threads = train.threads or os.cpu_count() or 1
+    threads = thread_count(inputs.spec)
     return {"device": "cpu", "threads": str(threads)}
 
 
@@ -282,3 +291,13 @@ class NumpyBackend:
             if on_epoch(record) is False:
                 break
         return History(final_weights=_weights(net))
+
+    @contextmanager
+    def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:
+        """The lesson's vectorised forward propagation: Z = A @ W + b over the whole batch."""
+        from threadpoolctl import threadpool_limits
+
+        net = _model(inputs, np.dtype(inputs.spec.train.dtype.value))
+        xs = x.astype(net.params[0][0].dtype)
+        with threadpool_limits(limits=self.threads, user_api="blas"):
+            yield lambda: net.forward(xs).output

@@ -225,7 +225,9 @@ def run_job(cfg: DictConfig) -> float:
         )
         return math.nan
     t0 = time.perf_counter()
-    outcome = pool().run(Job(spec, overrides, plan_data.get("parent_run_id"), label))
+    launcher = hc.launcher if "launcher" in hc else {}
+    parallel = int(launcher.get("n_jobs") or 1) if "joblib" in str(launcher.get("_target_", "")) else 1
+    outcome = pool(parallel).run(Job(spec, overrides, plan_data.get("parent_run_id"), label))
     _TIMES.append(time.perf_counter() - t0)
     if outcome.status == "KILLED" and outcome.run_id and spec.tracking.enabled:
         store = Store(spec.tracking)

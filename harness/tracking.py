@@ -8,6 +8,7 @@ FINISHED, FAILED (exception, divergence) or KILLED (Ctrl-C, SIGTERM).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -63,7 +64,9 @@ def process_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
+@functools.lru_cache(maxsize=8)
 def _client(uri: str):
+    """One client per store and process: a warm worker does not re-open the store per run."""
     from mlflow.tracking import MlflowClient
 
     if uri.startswith("sqlite:///"):

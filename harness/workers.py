@@ -89,11 +89,12 @@ class Worker:
     (joblib's loky processes cannot spawn multiprocessing children) and inherits nothing.
     """
 
-    def __init__(self, key: tuple) -> None:
+    def __init__(self, key: tuple, env: dict[str, str] | None = None) -> None:
         parent_sock, child_sock = socket.socketpair()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "harness.workers", str(child_sock.fileno())],
             pass_fds=(child_sock.fileno(),),
+            env={**os.environ, **(env or {})},
         )
         child_sock.close()
         self.conn = Connection(parent_sock.detach())
@@ -142,17 +143,23 @@ class Worker:
 
 
 class WorkerPool:
-    """Workers keyed by (backend, device, threads): settings fixed once per process."""
+    """Workers keyed by (backend, device, threads): settings fixed once per process.
 
-    def __init__(self) -> None:
+    parallel_jobs: how many jobs run at once on this machine; each worker then gets its
+    share of the cores (HARNESS_THREADS) unless train.threads says otherwise, so two
+    parallel jobs do not fight over the same cores.
+    """
+
+    def __init__(self, parallel_jobs: int = 1) -> None:
         self.workers: dict[tuple, Worker] = {}
+        self.env = {"HARNESS_THREADS": str(max(1, (os.cpu_count() or 1) // max(1, parallel_jobs)))}
 
     def run(self, job: Job) -> Outcome:
         train = job.spec.train
         key = (job.spec.backend.name, str(train.device), train.threads)
         worker = self.workers.get(key)
         if worker is None or not worker.alive():
-            worker = self.workers[key] = Worker(key)
+            worker = self.workers[key] = Worker(key, self.env)
         outcome = worker.run(job)
         if not worker.alive() or outcome.status == "KILLED":
             worker.stop(timeout=1.0)
@@ -176,12 +183,12 @@ class WorkerPool:
 _POOL: WorkerPool | None = None
 
 
-def pool() -> WorkerPool:
+def pool(parallel_jobs: int = 1) -> WorkerPool:
     global _POOL
     if _POOL is None:
         import atexit
 
-        _POOL = WorkerPool()
+        _POOL = WorkerPool(parallel_jobs)
         atexit.register(_POOL.close)
     return _POOL
 
