@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from harness import config as C
 from harness import data as D
-from harness import numerics, parity
+from harness import numerics, parity, vectorization
 from harness.init import initial_weights, layer_sizes
 from harness.metrics import task_metrics
 from harness.tracking import RunFailed, tracked_run
@@ -60,6 +60,8 @@ def config_hash(spec: C.Config) -> str:
 
 def run_name(spec: C.Config, task: C.Task, out: C.Activation) -> str:
     """Say what varies: backend-[data-]hidden-head-optimizer-seed."""
+    if C.Mode(spec.mode) is C.Mode.vectorization:
+        return vectorization.run_name(spec)
     head = "logits" if spec.model.from_logits else ("probs" if task is not C.Task.regression else out.value)
     parts = [spec.backend.name]
     if spec.data.name != "digits_binary":
@@ -135,6 +137,8 @@ def run(
     parent_run_id nests the run under a sweep's parent run; on_started receives the new
     run's id and name as soon as it exists (so a supervising process can end it if this one dies).
     """
+    if C.Mode(spec.mode) is C.Mode.vectorization:  # times forward propagation, trains nothing
+        return vectorization.run(spec, overrides, log, parent_run_id, on_started)
     from backends import get_backend
     from backends.base import TrainInputs
 
@@ -222,6 +226,8 @@ def run(
             summary.update(check.summary())
             log(f"[harness] {name}: {check.describe()}", file=sys.stderr)
         if tracked is not None:
+            # start-up and per-epoch tracking so far (the final flush and end come after)
+            summary["time/tracking_s"] = tracked.seconds
             tracked.log_metrics(summary, step=len(epoch_times))
             if check is not None:
                 tracked.set_tags(check.tags())

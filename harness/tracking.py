@@ -122,17 +122,25 @@ class TrackedRun:
         self.client, self.run_id, self.flush_every_s = client, run_id, flush_every_s
         self._pending: list = []
         self._last_flush = time.monotonic()
+        self.seconds = 0.0  # time spent in tracking calls: the run's tracking overhead
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """Buffer one step's metrics; non-finite values are never logged."""
         from mlflow.entities import Metric
 
+        t0 = time.perf_counter()
         ts = int(time.time() * 1000)
         self._pending += [Metric(k, float(v), ts, step) for k, v in metrics.items() if _finite(v)]
+        self.seconds += time.perf_counter() - t0
         if time.monotonic() - self._last_flush >= self.flush_every_s:
             self.flush()
 
     def flush(self) -> None:
+        t0 = time.perf_counter()
+        self._flush()
+        self.seconds += time.perf_counter() - t0
+
+    def _flush(self) -> None:
         while self._pending:
             chunk, self._pending = (
                 self._pending[:MAX_METRICS_PER_BATCH],
@@ -177,6 +185,7 @@ def tracked_run(
     if not cfg.enabled:
         yield None
         return
+    t0 = time.perf_counter()
     uri = resolve_uri(cfg)
     client = _client(uri)
     exp_id = _retry(lambda: _experiment_id(client, cfg.experiment, uri))
@@ -192,6 +201,7 @@ def tracked_run(
     try:
         tracked.log_params(params)
         tracked.log_text(config_yaml, "config.yaml")
+        tracked.seconds += time.perf_counter() - t0
         yield tracked
     except KeyboardInterrupt:
         status = "KILLED"
