@@ -49,6 +49,12 @@ class InitScheme(str, Enum):
     he_uniform = "he_uniform"
 
 
+class Mode(str, Enum):
+    train = "train"
+    # time forward propagation instead of training (harness.vectorization)
+    vectorization = "vectorization"
+
+
 @dataclass
 class BackendConfig:
     name: str = "keras"
@@ -128,6 +134,8 @@ class Config:
     seed: int = 0
     # the question an experiment answers (set by conf/experiment/*.yaml)
     question: str = ""
+    # train: fit the model (default); vectorization: time its forward propagation
+    mode: Mode = Mode.train
 
 
 def register_configs() -> None:
