@@ -125,17 +125,27 @@ def _injected_fault(name: str, epoch: int) -> str | None:
     return None
 
 
+def _log_model(tracked, history, example, name: str, log) -> None:
+    """tracking.log_model=true: the trained network, saved with its framework's MLflow flavour."""
+    if history.model is None:
+        log(f"[harness] {name}: this backend has no MLflow model flavour; no model logged", file=sys.stderr)
+        return
+    tracked.log_model(history.model, history.model_flavor, example)
+
+
 def run(
     spec: C.Config,
     overrides: list[str] | None = None,
     log=print,
     parent_run_id: str | None = None,
     on_started: Callable[[str, str], None] | None = None,
+    on_metrics: Callable[[int, dict[str, float]], None] | None = None,
 ) -> RunResult:
     """Train one spec on its backend, streaming every epoch to MLflow.
 
     parent_run_id nests the run under a sweep's parent run; on_started receives the new
-    run's id and name as soon as it exists (so a supervising process can end it if this one dies).
+    run's id and name as soon as it exists (so a supervising process can end it if this one
+    dies); on_metrics(epoch, metrics) sees each epoch once it is recorded (progress, benchmarks).
     """
     if C.Mode(spec.mode) is C.Mode.vectorization:  # times forward propagation, trains nothing
         return vectorization.run(spec, overrides, log, parent_run_id, on_started)
@@ -202,6 +212,8 @@ def run(
             samples = record.samples
             if tracked is not None:
                 tracked.log_metrics(metrics, step=record.epoch)
+            if on_metrics is not None:
+                on_metrics(record.epoch, metrics)
             fault = _injected_fault(name, record.epoch)
             if fault == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -209,7 +221,7 @@ def run(
                 raise RuntimeError(f"fault injected by HARNESS_FAULTS at epoch {record.epoch}")
             return True
 
-        backend.train(inputs, on_epoch)
+        history = backend.train(inputs, on_epoch)
         wall = time.perf_counter() - t_start
         if diverged:
             if tracked is not None:
@@ -231,6 +243,8 @@ def run(
             tracked.log_metrics(summary, step=len(epoch_times))
             if check is not None:
                 tracked.set_tags(check.tags())
+            if spec.tracking.log_model:
+                _log_model(tracked, history, data.x_val[:5].astype(spec.train.dtype.value), name, log)
     final = {k: v for k, v in last.items() if k != "epoch"}
     final.update(summary)
     result = RunResult(name, chash, final, int(last.get("epoch", 0)), wall)
