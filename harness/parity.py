@@ -203,7 +203,7 @@ def small_dataset(task: Task, seed: int = 0, n_train: int = 96, n_val: int = 48)
 def measure(spec: Config, data: Dataset, backend: str, ref: Reference | None = None) -> ParityCheck:
     """Train `backend` on spec + data with the parity check on; the check holds the result."""
     from backends import get_backend
-    from harness.config import validate, output_activation
+    from harness.config import output_activation, validate
     from harness.init import initial_weights, layer_sizes
 
     validate(spec, data.task, data.n_outputs)
@@ -227,13 +227,13 @@ def matrix_specs(dtype: str, epochs: int) -> list[tuple[str, Task, Config]]:
     from harness.config import DType, OptimizerConfig
 
     out = []
-    for task in TASK_DATA:
+    for task, data_name in TASK_DATA.items():
         forms = [False] if task is Task.regression else [False, True]
         for from_logits in forms:
             for opt in (OptimizerName.gd, OptimizerName.adam):
                 for batch in (None, 32):
                     spec = Config()
-                    spec.data.name, spec.data.task = TASK_DATA[task], task
+                    spec.data.name, spec.data.task = data_name, task
                     spec.model.from_logits = from_logits
                     spec.optimizer = OptimizerConfig(name=opt, lr=0.1 if opt is OptimizerName.gd else 1e-3)
                     spec.train.batch_size, spec.train.epochs = batch, epochs

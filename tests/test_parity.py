@@ -8,8 +8,9 @@ the reference itself is checked against finite differences.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ FRAMEWORKS = ("keras", "lightning")
 EPOCHS = 100
 
 
-@lru_cache(maxsize=None)
+@cache
 def dataset(task: Task):
     return parity.small_dataset(task)
 
@@ -77,7 +78,7 @@ def test_frameworks_match_numpy_in_float64(label, task, spec):
 
 def _spec(task: Task, **changes):
     """The binary, probabilities, Adam, mini-batch entry of the matrix, changed."""
-    spec = dict((lab, s) for lab, _, s in MATRIX32)["binary-probs-adam-mb32"]
+    spec = {lab: s for lab, _, s in MATRIX32}["binary-probs-adam-mb32"]
     spec = replace(spec, train=replace(spec.train, **changes.pop("train", {})))
     return replace(spec, **changes)
 
@@ -177,7 +178,7 @@ def test_numpy_backprop_matches_finite_differences(task, from_logits, hidden):
     data = dataset(task)
     x, y = data.x_train[:12], data.y_train[:12]
     sizes = [data.n_features, 5, 4, data.n_outputs]
-    params = [[rng.normal(0, 0.5, (a, b)), rng.normal(0, 0.1, b)] for a, b in zip(sizes[:-1], sizes[1:])]
+    params = [[rng.normal(0, 0.5, (a, b)), rng.normal(0, 0.1, b)] for a, b in itertools.pairwise(sizes)]
     out = {Task.multiclass: Activation.softmax, Task.regression: Activation.linear}.get(task, Activation.sigmoid)
     net = nb.MLP(params, hidden, Activation.linear if from_logits else out)
     loss = nb._loss(task, from_logits, 1e-7)

@@ -3,6 +3,8 @@ matrix form and the frameworks compute, and runs are timed and tracked like any 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
@@ -35,7 +37,7 @@ def test_dense_computes_one_neuron_at_a_time_what_the_matrix_form_computes():
 def test_the_loop_matches_the_vectorised_forward_pass(hidden, out):
     rng = np.random.default_rng(1)
     sizes = [6, 7, 5, 3]
-    weights = [(rng.normal(size=(i, o)), rng.normal(size=o)) for i, o in zip(sizes[:-1], sizes[1:])]
+    weights = [(rng.normal(size=(i, o)), rng.normal(size=o)) for i, o in itertools.pairwise(sizes)]
     x = rng.normal(size=(4, 6))
     expected = MLP([list(p) for p in weights], hidden, out).forward(x).output
     np.testing.assert_allclose(loop_forward(x, weights, [hidden, hidden, out]), expected, rtol=1e-12)
