@@ -174,6 +174,15 @@ class ParityCheck:
         )
 
 
+def overall_verdict(verdicts: list[str | None]) -> str | None:
+    """A sweep's verdict from its runs' parity_verdict tags: fail if any run failed, pass
+    if at least one framework run was checked and none failed, None if none was checked."""
+    checked = [v for v in verdicts if v in ("pass", "fail")]
+    if not checked:
+        return None
+    return "fail" if "fail" in checked else "pass"
+
+
 # --- measuring many specs in one process (tests and the README table) ------------------
 
 # One dataset per task; small slices keep the matrix fast without changing what is computed.

@@ -282,3 +282,9 @@ def test_float64_is_a_parity_setting_too():
     spec = _spec(Task.binary, train={"dtype": DType.float64, "epochs": 3})
     check = parity.measure(spec, dataset(Task.binary), "lightning")
     assert check.worst_loss < 1e-12, check.describe()
+
+
+def test_a_sweep_passes_only_when_every_checked_run_passes():
+    assert parity.overall_verdict(["pass", "reference", "pass"]) == "pass"
+    assert parity.overall_verdict(["pass", "fail", "reference"]) == "fail"
+    assert parity.overall_verdict(["reference", None]) is None
