@@ -138,85 +138,162 @@ def load_diabetes(cfg: DataConfig, seed: int) -> dict:
     }
 
 
+USER_FILE_FORMAT = (
+    "a .csv with a header row: feature columns (any names) and the target column 'y' "
+    "(or y0, y1, ... for a multilabel task); or a .npz with arrays 'x' (n, features) and 'y'"
+)
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "x" not in f or "y" not in f:
+                raise ConfigError(
+                    f"{path}: an .npz dataset needs arrays 'x' and 'y', has {f.files}; "
+                    "save it with np.savez(path, x=features, y=targets)"
+                )
+            x, y = f["x"], f["y"]
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise ConfigError(f"{path}: not a readable .npz file ({exc}); expected {USER_FILE_FORMAT}") from exc
+    if not np.issubdtype(x.dtype, np.number):
+        raise ConfigError(f"{path}: 'x' must be numeric, got dtype {x.dtype}")
+    return x.astype(np.float64), y
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:  # pandas raises several parser errors (empty, bad quoting, ...)
+        raise ConfigError(f"{path}: not a readable CSV ({exc}); expected {USER_FILE_FORMAT}") from exc
+    columns = [str(c) for c in frame.columns]
+    ycols = [c for c in columns if c == "y" or (c.startswith("y") and c[1:].isdigit())]
+    if not ycols:
+        raise ConfigError(
+            f"{path}: no target column among {columns[:10]}; name it 'y' "
+            "(or y0, y1, ... for multilabel)"
+        )
+    xcols = [c for c in columns if c not in ycols]
+    if not xcols:
+        raise ConfigError(f"{path}: no feature columns, only targets {ycols}")
+    try:
+        x = frame[xcols].to_numpy(dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: feature columns must be numeric ({exc})") from exc
+    return x, frame[ycols].to_numpy()
+
+
 def _read_user_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if path.suffix == ".npz":
-        with np.load(path) as f:
-            if "x" not in f or "y" not in f:
-                raise ConfigError(f"{path}: an .npz dataset needs arrays 'x' and 'y', has {f.files}")
-            return np.asarray(f["x"], dtype=np.float64), np.asarray(f["y"])
+        return _read_npz(path)
     if path.suffix == ".csv":
-        import pandas as pd
+        return _read_csv(path)
+    raise ConfigError(f"{path}: unknown file type {path.suffix!r}; use .csv or .npz ({USER_FILE_FORMAT})")
 
-        try:
-            frame = pd.read_csv(path)
-        except Exception as exc:  # pandas raises several parser errors
-            raise ConfigError(f"{path}: not a readable CSV ({exc})") from exc
-        ycols = [c for c in frame.columns if c == "y" or (c.startswith("y") and c[1:].isdigit())]
-        if not ycols:
-            raise ConfigError(
-                f"{path}: no target column; name it 'y' (or y0, y1, ... for multilabel)"
-            )
-        xcols = [c for c in frame.columns if c not in ycols]
-        try:
-            x = frame[xcols].to_numpy(dtype=np.float64)
-        except ValueError as exc:
-            raise ConfigError(f"{path}: feature columns must be numeric ({exc})") from exc
-        return x, frame[ycols].to_numpy()
-    raise ConfigError(f"{path}: unknown file type {path.suffix!r}; use .csv or .npz")
+
+def _label_values(y: np.ndarray) -> str:
+    values = np.unique(y)
+    shown = ", ".join(f"{v:g}" for v in values[:8])
+    return shown + (f", ... ({len(values)} values)" if len(values) > 8 else "")
 
 
 def _check_labels(y: np.ndarray, task: Task, path: Path) -> np.ndarray:
+    """Targets shaped for the task, or a ConfigError saying which task they do fit."""
     y = np.asarray(y)
+    if y.dtype == bool:
+        y = y.astype(np.float64)
     if not np.issubdtype(y.dtype, np.number):
-        raise ConfigError(f"{path}: targets must be numbers, got {y.dtype}")
+        raise ConfigError(
+            f"{path}: targets must be numbers, got {y.dtype} (e.g. {y.reshape(-1)[0]!r}); "
+            "encode classes as 0..k-1"
+        )
     y = y.astype(np.float64)
     if not np.all(np.isfinite(y)):
-        raise ConfigError(f"{path}: targets contain NaN or infinite values")
+        raise ConfigError(f"{path}: targets contain NaN or infinite values (empty cells?)")
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
     if task is Task.multilabel:
-        if y.ndim != 2 or y.shape[1] < 2 or not np.isin(y, [0, 1]).all():
+        if y.ndim != 2 or y.shape[1] < 2:
             raise ConfigError(
-                f"{path}: a multilabel task needs 2+ target columns of 0/1, got shape {y.shape}"
+                f"{path}: a multilabel task needs 2+ target columns of 0/1 (y0, y1, ...), "
+                f"got {y.shape[1:] or 'one'}; use data.task=binary for a single 0/1 column"
+            )
+        if not np.isin(y, [0, 1]).all():
+            raise ConfigError(
+                f"{path}: a multilabel task needs targets 0/1, found {_label_values(y)}"
             )
         return y
-    if y.ndim == 2 and y.shape[1] != 1:
-        raise ConfigError(f"{path}: task {task.value} needs one target column, got {y.shape[1]}")
-    y = y.reshape(-1)
+    if y.ndim != 2 or y.shape[1] != 1:
+        raise ConfigError(
+            f"{path}: task {task.value} needs one target column 'y', got shape {y.shape[1:]}; "
+            "use data.task=multilabel for several 0/1 columns (class ids go in one column)"
+        )
     if task is Task.binary:
         if not np.isin(y, [0, 1]).all():
             raise ConfigError(
-                f"{path}: a binary task needs labels 0/1, found {sorted(set(y.tolist()))[:10]}; "
-                "use data.task=multiclass for class ids"
+                f"{path}: a binary task needs labels 0/1, found {_label_values(y)}; use "
+                "data.task=multiclass for class ids 0..k-1, or regression for real values"
             )
-        return y.reshape(-1, 1)
+        return y
+    y = y.reshape(-1)
     if task is Task.multiclass:
         if not np.all(y == np.round(y)) or y.min() < 0:
-            raise ConfigError(f"{path}: a multiclass task needs integer class ids 0..k-1")
+            raise ConfigError(
+                f"{path}: a multiclass task needs integer class ids 0..k-1, found "
+                f"{_label_values(y)}; use data.task=regression for real-valued targets"
+            )
         if len(np.unique(y)) < 2:
-            raise ConfigError(f"{path}: a multiclass task needs at least 2 classes")
+            raise ConfigError(
+                f"{path}: a multiclass task needs at least 2 classes, found only "
+                f"{_label_values(y)}"
+            )
         return y.astype(np.int64)
     return y.reshape(-1, 1)
 
 
 def load_user_file(cfg: DataConfig, seed: int) -> dict:
+    """A .csv or .npz file (format: USER_FILE_FORMAT), checked against data.task."""
     if not cfg.path:
         raise ConfigError("data=file needs data.path=/path/to/data.csv (or .npz)")
     if cfg.task is None:
         raise ConfigError("data=file needs data.task=binary|multiclass|multilabel|regression")
     path = Path(cfg.path).expanduser()
     if not path.is_file():
-        raise ConfigError(f"data.path={cfg.path}: no such file")
-    x, y = _read_user_file(path)
-    if x.ndim != 2 or len(x) != len(y) or len(x) < 4:
         raise ConfigError(
-            f"{path}: need x of shape (n, features) and n targets, got {x.shape} and {y.shape}"
+            f"data.path={cfg.path}: no such file (relative paths start from {Path.cwd()})"
+        )
+    x, y = _read_user_file(path)
+    if x.ndim != 2 or x.shape[1] < 1 or len(x) != len(y) or len(x) < 4:
+        raise ConfigError(
+            f"{path}: need x of shape (n >= 4, features) and n targets, got x {x.shape} "
+            f"and y {np.shape(y)}"
         )
     if not np.all(np.isfinite(x)):
-        raise ConfigError(f"{path}: features contain NaN or infinite values")
+        raise ConfigError(f"{path}: features contain NaN or infinite values (empty cells?)")
     task = Task(cfg.task)
     y = _check_labels(y, task, path)
     stratify = task in (Task.binary, Task.multiclass)
-    return {**_split(x, y, cfg, seed, stratify), "task": task, "description": f"user file {path}"}
+    try:
+        split = _split(x, y, cfg, seed, stratify)
+    except ValueError as exc:  # e.g. a class with one example cannot be stratified
+        raise ConfigError(
+            f"{path}: cannot split {len(x)} rows into train/validation with "
+            f"data.val_fraction={cfg.val_fraction} ({exc}); give each class 2+ examples"
+        ) from exc
+    return {**split, "task": task, "description": f"user file {path}", "standardize": True}
 
+
+# the task each bundled dataset holds (a user file's task comes from data.task)
+BUILTIN_TASKS: dict[str, Task] = {
+    "digits_binary": Task.binary,
+    "digits": Task.multiclass,
+    "digit_pairs": Task.multilabel,
+    "roasting": Task.binary,
+    "diabetes": Task.regression,
+}
 
 LOADERS: dict[str, Loader] = {
     "digits_binary": load_digits_binary,
@@ -235,9 +312,12 @@ def load(cfg: DataConfig, seed: int) -> Dataset:
     raw = LOADERS[cfg.name](cfg, seed)
     task = Task(raw["task"])
     if cfg.task is not None and Task(cfg.task) is not task:
+        wanted = Task(cfg.task)
+        others = [n for n, t in BUILTIN_TASKS.items() if t is wanted]
         raise ConfigError(
-            f"data.task={Task(cfg.task).value} does not match dataset {cfg.name!r}, "
-            f"which is a {task.value} task"
+            f"data.task={wanted.value} does not match dataset {cfg.name!r}, which is a "
+            f"{task.value} task; drop data.task, or use data={'|'.join(others)} for a "
+            f"{wanted.value} task (or data=file with your own labels)"
         )
     x_tr, x_va = raw["x_train"], raw["x_val"]
     if raw.get("standardize"):

@@ -26,10 +26,12 @@ def task_metrics(task: Task, y: np.ndarray, pred: np.ndarray) -> dict[str, float
             "accuracy": float(hits.all(axis=1).mean()),  # subset (exact-match) accuracy
             "hamming_accuracy": float(hits.mean()),  # per-label accuracy
         }
-    err = pred.reshape(-1) - y.reshape(-1)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    err = pred.reshape(-1) - y
     ss_res = float(np.sum(err**2))
     ss_tot = float(np.sum((y - y.mean()) ** 2))
-    return {
-        "mae": float(np.mean(np.abs(err))),
-        "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0,
-    }
+    if ss_tot > 0:
+        r2 = 1.0 - ss_res / ss_tot
+    else:  # constant targets: scikit-learn's convention (1 if predicted exactly, else 0)
+        r2 = 1.0 if ss_res == 0 else 0.0
+    return {"mae": float(np.mean(np.abs(err))), "r2": r2}
