@@ -299,3 +299,9 @@ class Store:
     def running_children(self, parent_run_id: str) -> list[str]:
         runs = self._search(f"attributes.status = 'RUNNING' and tags.`{PARENT_TAG}` = '{parent_run_id}'")
         return [r.info.run_id for r in runs]
+
+
+def attach_dir(uri: str, run_id: str, path: Path, artifact_path: str) -> None:
+    """Upload the files of a local folder as artifacts of an existing run (e.g. a report)."""
+    client = _client(uri)
+    _retry(lambda: client.log_artifacts(run_id, str(path), artifact_path))

@@ -1,0 +1,433 @@
+"""The runs of one sweep, read from MLflow, and the design they form: factors and levels,
+what is compared, the settings held fixed. Used by harness.report (the only MLflow reader
+for reporting); writes nothing.
+
+A sweep's jobs are the ones its parent run planned (`sweep.json`): for each planned config
+hash, the latest FINISHED run with that hash in the experiment (a resumed sweep skips the
+jobs an earlier sweep finished, so some may belong to an earlier parent).
+
+The design is derived, not configured:
+- the factors are the parameters that vary across the jobs, apart from the seed (the
+  replicate), the backend (checked for agreement) and parameters that follow from other
+  factors (e.g. `data.task` follows `data`), ordered as the sweep's overrides list them;
+- a factor whose levels are different tasks (different losses and metrics) is a condition;
+- the compared factor is the first factor that keeps the task (or the one named), its first
+  level (in sweep order) the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.config import TrackingConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS_DIR = ROOT / "conf" / "experiment"
+LESSON = ["course_binary", "activations", "softmax_vs_logits", "optimizers", "tasks"]
+
+# Parameters that are not factors: where runs are logged, the text of the question, the
+# replicate and the backend (reported separately), and sizes that follow from the data.
+NOT_FACTORS = ("tracking.", "question", "seed", "backend.name")
+DERIVED_PREFIX = "data.n_"
+BACKEND_ORDER = ["keras", "lightning", "numpy"]
+
+SCORE = {
+    "binary": "accuracy",
+    "multiclass": "accuracy",
+    "multilabel": "accuracy",
+    "regression": "r2",
+}
+SCORE_NAME = {"accuracy": "accuracy", "r2": "R²"}
+
+
+class ReportError(Exception):
+    """Something a user must fix (unknown experiment, no sweep, nothing to compare)."""
+
+
+# --- reading the sweep from MLflow ----------------------------------------------------
+
+
+@dataclass
+class Job:
+    """One FINISHED training run of the sweep, with what the report needs of it."""
+
+    run_id: str
+    name: str
+    config_hash: str
+    backend: str
+    seed: int
+    task: str
+    params: dict[str, str]
+    tags: dict[str, str]
+    final: dict[str, float]
+    curves: dict[str, np.ndarray] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+    variant: tuple[str, ...] = ()
+
+    @property
+    def score(self) -> str:
+        return SCORE.get(self.task, "accuracy")
+
+    def last(self, key: str) -> float:
+        """The final value of a metric: its curve's last epoch, else the logged value."""
+        curve = self.curves.get(key)
+        if curve is not None and np.isfinite(curve).any():
+            return float(curve[np.isfinite(curve)][-1])
+        return float(self.final.get(key, math.nan))
+
+
+@dataclass
+class Sweep:
+    experiment: str
+    uri: str
+    parent_id: str
+    parent_name: str
+    status: str
+    tags: dict[str, str]
+    params: dict[str, str]
+    key_order: list[str]  # override keys in the order of the sweep's first job
+    jobs: list[Job]
+    missing: list[str]  # planned jobs without a FINISHED run
+    planned: int
+
+
+def default_uri() -> str:
+    from harness.tracking import resolve_uri
+
+    return resolve_uri(TrackingConfig())
+
+
+def known_experiments() -> list[str]:
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        raise ReportError(
+            f"no MLflow store at {uri}; run a sweep first (python -m harness +experiment=NAME -m) "
+            "or name the store with --tracking-uri"
+        )
+    return MlflowClient(tracking_uri=uri)
+
+
+def _search(client, exp_id: str, filter_string: str) -> list:
+    from mlflow.entities import ViewType
+
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [exp_id],
+            filter_string,
+            ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            order_by=["attributes.start_time DESC", "attributes.run_id ASC"],
+            page_token=token,
+        )
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _experiment(client, name: str, uri: str):
+    exp = client.get_experiment_by_name(name)
+    if exp is not None and exp.lifecycle_stage == "active":
+        return exp
+    if name in known_experiments():
+        raise ReportError(
+            f"experiment '{name}' has no runs in {uri} yet; run its sweep first: "
+            f"python -m harness +experiment={name} -m"
+        )
+    stored = sorted(
+        e.name
+        for e in client.search_experiments()
+        if e.name != "Default" and e.lifecycle_stage == "active"
+    )
+    raise ReportError(
+        f"unknown experiment '{name}': not in {uri} (it holds: {', '.join(stored) or 'none'}) "
+        f"and not in conf/experiment/ ({', '.join(known_experiments())})"
+    )
+
+
+def _parent(client, exp, parent_id: str | None, uri: str):
+    from mlflow.exceptions import MlflowException
+
+    if parent_id:
+        try:
+            run = client.get_run(parent_id)
+        except MlflowException:
+            raise ReportError(f"parent run '{parent_id}' not found in {uri}") from None
+        if run.info.experiment_id != exp.experiment_id:
+            raise ReportError(f"run '{parent_id}' belongs to another experiment than '{exp.name}'")
+        if run.data.tags.get("harness.role") != "sweep":
+            raise ReportError(
+                f"run '{parent_id}' is not a sweep's parent run (tag harness.role=sweep)"
+            )
+        return run
+    parents = _search(client, exp.experiment_id, "tags.`harness.role` = 'sweep'")
+    if parents:
+        return parents[0]
+    jobs = _search(client, exp.experiment_id, "tags.`harness.role` = 'job'")
+    if not jobs:
+        raise ReportError(
+            f"experiment '{exp.name}' is empty: no runs in {uri}; "
+            f"run python -m harness +experiment={exp.name} -m"
+        )
+    raise ReportError(
+        f"experiment '{exp.name}' holds {len(jobs)} single run(s) but no sweep: runs started one "
+        "by one may differ in anything, so they cannot be compared. Run the experiment as a "
+        f"sweep: python -m harness +experiment={exp.name} -m"
+    )
+
+
+def _plan(client, run_id: str) -> dict | None:
+    """The sweep's sweep.json (its jobs' names, hashes and overrides), if it has one."""
+    from mlflow.exceptions import MlflowException
+
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no bar on stderr
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, "sweep.json", tmp)
+            return json.loads(Path(path).read_text())
+        except (MlflowException, OSError, ValueError):  # no artifact: fall back to its children
+            return None
+
+
+def _history(client, run_id: str, key: str) -> np.ndarray:
+    """A per-epoch metric as an array indexed by epoch - 1 (NaN where none was logged)."""
+    points = client.get_metric_history(run_id, key)
+    if not points:
+        return np.array([])
+    by_step: dict[int, tuple[int, float]] = {}
+    for m in points:  # a step logged twice keeps its latest value
+        if m.step not in by_step or m.timestamp >= by_step[m.step][0]:
+            by_step[m.step] = (m.timestamp, m.value)
+    curve = np.full(max(by_step), np.nan)
+    for step, (_, value) in by_step.items():
+        if step >= 1:
+            curve[step - 1] = value
+    return curve
+
+
+def _job(client, run, overrides: list[str]) -> Job:
+    tags, params = dict(run.data.tags), dict(run.data.params)
+    task = tags.get("task") or params.get("data.task") or "binary"
+    job = Job(
+        run_id=run.info.run_id,
+        name=run.info.run_name,
+        config_hash=tags.get("config_hash", ""),
+        backend=tags.get("backend") or params.get("backend.name", "?"),
+        seed=int(float(params.get("seed", "0"))),
+        task=task,
+        params=params,
+        tags=tags,
+        final=dict(run.data.metrics),
+        overrides=list(overrides),
+    )
+    score = job.score
+    for key in ("train/loss", "val/loss", f"train/{score}", f"val/{score}"):
+        job.curves[key] = _history(client, job.run_id, key)
+    return job
+
+
+def load(experiment: str, uri: str, parent_id: str | None = None) -> Sweep:
+    """The sweep's jobs: per planned config hash, the latest FINISHED run with that hash."""
+    client = _client(uri)
+    exp = _experiment(client, experiment, uri)
+    parent = _parent(client, exp, parent_id, uri)
+    pid = parent.info.run_id
+    plan = _plan(client, pid)
+    finished = _search(
+        client, exp.experiment_id, "attributes.status = 'FINISHED' and tags.`harness.role` = 'job'"
+    )
+    latest: dict[str, Any] = {}
+    for run in finished:  # newest first: the first run seen per hash is the latest
+        latest.setdefault(run.data.tags.get("config_hash", run.info.run_id), run)
+    jobs, missing = [], []
+    if plan is not None:
+        planned = plan.get("jobs", [])
+        for item in planned:
+            run = latest.get(item["config_hash"])
+            if run is None:
+                missing.append(item["run_name"])
+            else:
+                jobs.append(_job(client, run, item.get("overrides", [])))
+        key_order = [
+            o.split("=", 1)[0].lstrip("+") for o in (planned[0]["overrides"] if planned else [])
+        ]
+    else:
+        children = [r for r in finished if r.data.tags.get("mlflow.parentRunId") == pid]
+        jobs = [
+            _job(client, r, r.data.tags.get("hydra_overrides", "").split())
+            for r in sorted(children, key=lambda r: r.info.run_name)
+        ]
+        key_order = []
+    tags = dict(parent.data.tags)
+    if not jobs:
+        raise ReportError(
+            f"sweep {parent.info.run_name} ({pid}, {parent.info.status}) has no FINISHED runs "
+            f"to report; rerun it to resume: {tags.get('command', f'python -m harness +experiment={experiment} -m')}"
+        )
+    return Sweep(
+        experiment=experiment,
+        uri=uri,
+        parent_id=pid,
+        parent_name=parent.info.run_name,
+        status=parent.info.status,
+        tags=tags,
+        params=dict(parent.data.params),
+        key_order=key_order,
+        jobs=jobs,
+        missing=missing,
+        planned=len(plan["jobs"]) if plan is not None else len(jobs),
+    )
+
+
+# --- the design: factors, levels, what is compared -----------------------------------
+
+
+@dataclass
+class Factor:
+    param: str  # the run parameter, e.g. optimizer.name
+    label: str  # what a user typed to sweep it, e.g. optimizer
+    levels: list[str]  # in sweep order; the first is the baseline
+    changes_task: bool = False
+
+
+@dataclass
+class Design:
+    factors: list[Factor]
+    derived: list[str]  # parameters that vary only because a factor does
+    fixed: dict[str, str]
+    backends: list[str]
+    seeds: list[int]
+    compared: Factor | None
+
+    def label(self, variant: tuple[str, ...]) -> str:
+        return ", ".join(f"{f.label}={v}" for f, v in zip(self.factors, variant)) or "all runs"
+
+    @property
+    def variants(self) -> list[tuple[str, ...]]:
+        return self._variants
+
+    def set_variants(self, jobs: list[Job]) -> None:
+        order = {f.param: {v: i for i, v in enumerate(f.levels)} for f in self.factors}
+        found = {j.variant for j in jobs}
+        self._variants = sorted(
+            found, key=lambda v: [order[f.param][x] for f, x in zip(self.factors, v)]
+        )
+
+
+def _is_param(name: str) -> bool:
+    return not any(name == p or (p.endswith(".") and name.startswith(p)) for p in NOT_FACTORS)
+
+
+def _determined(param: str, others: list[str], jobs: list[Job]) -> bool:
+    """True when `param` takes one value for each combination of `others`."""
+    seen: dict[tuple, str] = {}
+    for j in jobs:
+        key = tuple(j.params.get(o, "") for o in others)
+        if seen.setdefault(key, j.params.get(param, "")) != j.params.get(param, ""):
+            return False
+    return True
+
+
+def ordered_unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def design(sweep: Sweep, compare: str | None = None) -> Design:
+    jobs = sweep.jobs
+    names = sorted({k for j in jobs for k in j.params})
+    varying = [p for p in names if _is_param(p) and len({j.params.get(p, "") for j in jobs}) > 1]
+
+    def key_of(p: str) -> str | None:
+        for k in sweep.key_order:
+            if p in (k, f"{k}.name"):
+                return k
+        return None
+
+    def priority(p: str) -> tuple:
+        k = key_of(p)
+        if k is not None:
+            return (0, sweep.key_order.index(k), p)
+        return (2 if p.startswith(DERIVED_PREFIX) else 1, 0, p)
+
+    kept = sorted(varying, key=priority)
+    for p in reversed(list(kept)):  # least likely to be a factor first
+        if _determined(p, [q for q in kept if q != p], jobs):
+            kept.remove(p)
+    factors = [
+        Factor(p, key_of(p) or p, ordered_unique(j.params.get(p, "") for j in jobs)) for p in kept
+    ]
+    for f in factors:
+        others = [g.param for g in factors if g is not f]
+        tasks_per = {}
+        for j in jobs:
+            tasks_per.setdefault(tuple(j.params.get(o, "") for o in others), set()).add(j.task)
+        f.changes_task = any(len(t) > 1 for t in tasks_per.values())
+    for j in jobs:
+        j.variant = tuple(j.params.get(f.param, "") for f in factors)
+    backends = sorted(
+        {j.backend for j in jobs},
+        key=lambda b: (BACKEND_ORDER.index(b) if b in BACKEND_ORDER else 99, b),
+    )
+    if not factors and len(backends) < 2:
+        raise ReportError(
+            f"the {len(jobs)} runs of sweep {sweep.parent_name} differ only in the seed "
+            f"(one configuration, backend {backends[0]}): there is nothing to compare. Sweep a "
+            "factor, e.g. backend=keras,lightning or model.hidden_activation=sigmoid,relu"
+        )
+    fixed = {
+        p: jobs[0].params.get(p, "")
+        for p in names
+        if _is_param(p) and p not in varying and len({j.params.get(p, "") for j in jobs}) == 1
+    }
+    d = Design(
+        factors=factors,
+        derived=[p for p in varying if p not in kept],
+        fixed=fixed,
+        backends=backends,
+        seeds=sorted({j.seed for j in jobs}),
+        compared=_compared(factors, compare),
+    )
+    d.set_variants(jobs)
+    return d
+
+
+def _compared(factors: list[Factor], compare: str | None) -> Factor | None:
+    if compare is None:
+        return next((f for f in factors if not f.changes_task), None)
+    for f in factors:
+        if compare in (f.param, f.label):
+            if f.changes_task:
+                raise ReportError(
+                    f"--compare {compare}: its levels are different tasks with different losses "
+                    "and metrics, so they are reported side by side, not compared"
+                )
+            return f
+    raise ReportError(
+        f"--compare {compare}: not a factor of this sweep; its factors are: "
+        + (", ".join(f.label for f in factors) or "none (only the backend varies)")
+    )
+
+
+def cell(jobs: list[Job], variant: tuple[str, ...], backend: str) -> list[Job]:
+    return sorted(
+        (j for j in jobs if j.variant == variant and j.backend == backend), key=lambda j: j.seed
+    )
+
+
+def backend_name(b: str) -> str:
+    return {"keras": "Keras", "lightning": "Lightning", "numpy": "NumPy"}.get(b, b)
