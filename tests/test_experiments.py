@@ -3,8 +3,6 @@ CLI (tiny budget, one seed, both backends) into an MLflow experiment of the same
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
