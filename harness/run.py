@@ -58,15 +58,31 @@ def config_hash(spec: C.Config) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+DEFAULT_LR = {C.OptimizerName.adam: 1e-3, C.OptimizerName.gd: 0.1}
+
+
 def run_name(spec: C.Config, task: C.Task, out: C.Activation) -> str:
-    """Say what varies: backend-[data-]hidden-head-optimizer-seed."""
+    """Say what varies: backend-[data-]hidden-head-optimizer[-lr][-batch][-scale][-f64]-seed.
+
+    The bracketed parts appear only when they differ from the defaults, so the lesson's
+    runs keep short names (keras-sigmoid-probs-adam-s0) and no two variants share one.
+    """
     if C.Mode(spec.mode) is C.Mode.vectorization:
         return vectorization.run_name(spec)
     head = "logits" if spec.model.from_logits else ("probs" if task is not C.Task.regression else out.value)
+    opt = C.OptimizerName(spec.optimizer.name)
     parts = [spec.backend.name]
     if spec.data.name != "digits_binary":
         parts.append(spec.data.name)
-    parts += [C.Activation(spec.model.hidden_activation).value, head, C.OptimizerName(spec.optimizer.name).value]
+    parts += [C.Activation(spec.model.hidden_activation).value, head, opt.value]
+    if spec.optimizer.lr != DEFAULT_LR[opt]:
+        parts.append(f"lr{spec.optimizer.lr:g}")
+    if spec.train.batch_size != 32:
+        parts.append("full" if spec.train.batch_size is None else f"b{spec.train.batch_size}")
+    if spec.data.input_scale != 1.0:
+        parts.append(f"x{spec.data.input_scale:g}")
+    if C.DType(spec.train.dtype) is C.DType.float64:
+        parts.append("f64")
     return "-".join(parts) + f"-s{spec.seed}"
 
 
