@@ -6,7 +6,7 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Iterator, Protocol
+from typing import Any, Callable, ContextManager, Iterator, Protocol
 
 import numpy as np
 
@@ -40,6 +40,10 @@ class History:
     """What a backend returns once training ends (epochs went to on_epoch as they ran)."""
 
     final_weights: Weights  # (kernel (in, out), bias) per layer, NumPy, Keras layout
+    # the trained network as its framework's own object (keras.Model, torch.nn.Module) and
+    # the MLflow flavour that saves it ("keras", "pytorch"): tracking.log_model=true logs it
+    model: Any = None
+    model_flavor: str | None = None
 
 
 OnEpoch = Callable[[EpochRecord], bool | None]  # returning False stops training

@@ -123,6 +123,13 @@ def _weights(model: keras.Sequential) -> Weights:
     return [(arrays[i], arrays[i + 1]) for i in range(0, len(arrays), 2)]
 
 
+def _standalone(model: keras.Sequential) -> keras.Sequential:
+    """The trained network without its training state: loads anywhere, with no custom loss."""
+    copy = keras.Sequential.from_config(model.get_config())  # clone_model would recompile
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def _forward_with_logits(model: keras.Sequential, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(pre-activation, output) of the last layer: the ops Dense.call runs, split in two."""
     for layer in model.layers[:-1]:
@@ -238,7 +245,7 @@ class KerasBackend:
             verbose=0,
             callbacks=[_EpochCallback(inputs, evaluate, steps, on_epoch)],
         )
-        return History(final_weights=_weights(model))
+        return History(final_weights=_weights(model), model=_standalone(model), model_flavor="keras")
 
     @contextmanager
     def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:

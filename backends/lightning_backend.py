@@ -282,7 +282,8 @@ class LightningBackend:
             deterministic=True,
         )
         trainer.fit(system, train_dataloaders=batches)
-        return History(final_weights=_weights(net))
+        # the plain torch layers (no harness class inside): loading them needs torch only
+        return History(final_weights=_weights(net), model=net.layers, model_flavor="pytorch")
 
     @contextmanager
     def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:

@@ -197,12 +197,18 @@ class SweepCallback(Callback):
 _TIMES: list[float] = []
 
 
+def _time_left(jobs: int, parallel: int) -> float | None:
+    """The mean job time so far times the jobs left, shared among the parallel slots."""
+    return jobs * sum(_TIMES) / len(_TIMES) / parallel if _TIMES else None
+
+
 def run_job(cfg: DictConfig) -> float:
     """The task function of one sweep job: skip if already done, else run in a warm worker."""
     import math
 
     from hydra.core.hydra_config import HydraConfig
 
+    from harness.progress import duration
     from harness.run import config_hash
     from harness.tracking import Store
     from harness.workers import Job, pool
@@ -227,7 +233,14 @@ def run_job(cfg: DictConfig) -> float:
     t0 = time.perf_counter()
     launcher = hc.launcher if "launcher" in hc else {}
     parallel = int(launcher.get("n_jobs") or 1) if "joblib" in str(launcher.get("_target_", "")) else 1
-    outcome = pool(parallel).run(Job(spec, overrides, plan_data.get("parent_run_id"), label))
+    after = planned - (hc.job.num + 1) if isinstance(planned, int) else 0
+    job = Job(
+        spec, overrides, plan_data.get("parent_run_id"), label,
+        # parallel jobs share one terminal: a bar each would overwrite the other's
+        progress="lines" if parallel > 1 else "auto",
+        sweep_after_s=_time_left(after, parallel),
+    )
+    outcome = pool(parallel).run(job)
     _TIMES.append(time.perf_counter() - t0)
     if outcome.status == "KILLED" and outcome.run_id and spec.tracking.enabled:
         store = Store(spec.tracking)
@@ -238,9 +251,8 @@ def run_job(cfg: DictConfig) -> float:
         json.dumps({"status": outcome.status, "run_id": outcome.run_id, "run_name": name, "error": outcome.error})
     )
     if isinstance(planned, int):
-        left = planned - (hc.job.num + 1)
-        eta = left * sum(_TIMES) / len(_TIMES)
-        log(f"{label} {outcome.status.lower()} {name} ({_TIMES[-1]:.1f} s; ~{eta:.0f} s left)")
+        left = f"; ~{duration(_time_left(after, parallel))} left" if after else ""
+        log(f"{label} {outcome.status.lower()} {name} ({_TIMES[-1]:.1f} s{left})")
     if outcome.status != "FINISHED":
         log(f"{label} {name}: {outcome.error}")
         return math.nan

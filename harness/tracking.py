@@ -9,9 +9,11 @@ FINISHED, FAILED (exception, divergence) or KILLED (Ctrl-C, SIGTERM).
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import re
+import shlex
 import socket
 import time
 import traceback
@@ -48,10 +50,12 @@ def resolve_uri(cfg: TrackingConfig) -> str:
 
 
 def dashboard_command(uri: str) -> str:
-    """The exact command that opens the MLflow UI on this store, bound to loopback."""
+    """The command that opens the MLflow UI on this store (harness.dashboard, on 127.0.0.1)."""
     if uri.startswith(("http://", "https://")):
         return f"open {redact(uri)} in a browser"
-    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+    if uri == resolve_uri(TrackingConfig()):  # what the dashboard finds by itself, here
+        return "python -m harness.dashboard"
+    return f"python -m harness.dashboard --uri {shlex.quote(redact(uri))}"
 
 
 ROLE_TAG = "harness.role"  # "job" for a training run, "sweep" for a sweep's parent run
@@ -69,6 +73,9 @@ def _client(uri: str):
     """One client per store and process: a warm worker does not re-open the store per run."""
     from mlflow.tracking import MlflowClient
 
+    # "Creating initial MLflow database tables..." (INFO, once per new store) is not news
+    for name in ("mlflow.store.db.utils", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(tracking_uri=uri)
@@ -165,6 +172,46 @@ class TrackedRun:
 
     def log_text(self, text: str, artifact_file: str) -> None:
         _retry(lambda: self.client.log_text(self.run_id, redact(text), artifact_file))
+
+    def log_model(self, model: Any, flavor: str, example: Any) -> str:
+        """Save a trained model with MLflow's own flavour ("keras", "pytorch") as this run's
+        model "model", loadable with mlflow.<flavor>.load_model or mlflow.pyfunc.load_model
+        (f"runs:/{run_id}/model"); `example` (a few inputs) gives its input signature.
+        Returns the model's URI, also tagged `model_uri` on the run."""
+        import importlib
+
+        from mlflow.models import Model, infer_signature
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+        module = importlib.import_module(f"mlflow.{flavor}")
+        # it warns that torch's "+cpu" build label is left out of the requirements: expected
+        logging.getLogger("mlflow.utils.requirements_utils").setLevel(logging.ERROR)
+        kwargs: dict[str, Any] = {"signature": infer_signature(example)}
+        if flavor == "pytorch":  # torch's pt2 export traces the model with an example
+            kwargs.update(pytorch_model=model, input_example=example)
+        else:  # (mlflow 3.17's keras flavour fails to save an input example)
+            kwargs.update(model=model)
+        # created here, in the run's experiment: Model.log alone would put it in the active
+        # (default) experiment, where `runs:/<run_id>/model` does not find it
+        experiment_id = _retry(lambda: self.client.get_run(self.run_id)).info.experiment_id
+        logged = _retry(
+            lambda: self.client.create_logged_model(experiment_id, name="model", source_run_id=self.run_id)
+        )
+        # Model.log writes through the process-wide tracking URI: point it at this store for
+        # the call only (MLflow's own helper restores it exactly, unset included)
+        with _use_tracking_uri(self.client.tracking_uri):
+            info = Model.log(
+                artifact_path=None,  # deprecated in favour of name, still a required argument
+                name="model",
+                flavor=module,
+                run_id=self.run_id,
+                model_id=logged.model_id,
+                # the flavour's own list: inferring it would load the model in a subprocess
+                pip_requirements=module.get_default_pip_requirements(),
+                **kwargs,
+            )
+        self.set_tags({"model_uri": info.model_uri})
+        return info.model_uri
 
 
 class RunFailed(Exception):

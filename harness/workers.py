@@ -31,6 +31,8 @@ class Job:
     overrides: list[str]
     parent_run_id: str | None
     label: str = ""  # e.g. "[3/12]" for progress lines
+    progress: str = "auto"  # harness.progress mode: auto (bar on a terminal), lines, off
+    sweep_after_s: float | None = None  # estimated time of the jobs after this one
 
 
 @dataclass
@@ -53,6 +55,7 @@ def _serve(conn) -> None:
     """Worker loop: run jobs until told to stop or the supervisor goes away."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    from harness.progress import EpochProgress
     from harness.run import run
 
     while True:
@@ -62,14 +65,24 @@ def _serve(conn) -> None:
             return
         if job is None:
             return
+        bar = EpochProgress(job.label, job.spec.train.epochs, job.progress, job.sweep_after_s)
+
+        def started(run_id: str, name: str) -> None:
+            bar.started(name)
+            conn.send(("started", (run_id, name)))
+
         try:
-            result = run(
-                job.spec,
-                job.overrides,
-                log=print,
-                parent_run_id=job.parent_run_id,
-                on_started=lambda run_id, name: conn.send(("started", (run_id, name))),
-            )
+            try:
+                result = run(
+                    job.spec,
+                    job.overrides,
+                    log=bar.print,
+                    parent_run_id=job.parent_run_id,
+                    on_started=started,
+                    on_metrics=lambda epoch, _metrics: bar.update(epoch),
+                )
+            finally:
+                bar.clear()  # before the supervisor prints the job's outcome
             conn.send(("done", Outcome("FINISHED", result=result)))
         except ConfigError as exc:
             conn.send(("done", Outcome("INVALID", error=str(exc))))
