@@ -40,6 +40,7 @@ from harness.report_runs import (
     LESSON,
     SCORE_NAME,
     Design,
+    Factor,
     Job,
     ReportError,
     Sweep,
@@ -105,6 +106,8 @@ class Metric:
     b: stats.Estimate  # other arm
     result: stats.Paired | None
     note: str = ""
+    reached: tuple[int, int, int] = (0, 0, 0)  # epochs to threshold: runs reaching it (a, b), n
+    budget: int = 0  # epochs the runs trained
 
 
 def _pairs(a: list[Job], b: list[Job]) -> list[tuple[Job, Job]]:
@@ -128,13 +131,16 @@ def compare_metrics(a: list[Job], b: list[Job]) -> list[Metric]:
         out.append(Metric(name, stats.mean_ci(xa), stats.mean_ci(xb), stats.paired(xa, xb)))
     th = THRESHOLDS.get(pairs[0][0].task, THRESHOLDS["binary"])
     ea, eb = [epochs_to(x) for x, _ in pairs], [epochs_to(y) for _, y in pairs]
+    ra, rb = [e for e in ea if e is not None], [e for e in eb if e is not None]
+    budget = max(len(j.curves.get(th.key, ())) for pair in pairs for j in pair)
     name = f"epochs to {th.text}"
-    if all(e is not None for e in ea + eb):
-        out.append(Metric(name, stats.mean_ci(ea), stats.mean_ci(eb), stats.paired(ea, eb)))
-    else:
-        ra, rb = [e for e in ea if e is not None], [e for e in eb if e is not None]
-        note = f"not reached by every run within the budget (baseline {len(ra)}/{len(ea)}, other {len(rb)}/{len(eb)})"
-        out.append(Metric(name, stats.mean_ci(ra), stats.mean_ci(rb), None, note))
+    counts = (len(ra), len(rb), len(pairs))
+    if len(ra) == len(rb) == len(pairs):
+        result, note = stats.paired(ea, eb), ""
+    else:  # censored: a run that never gets there has no number of epochs to compare
+        result = None
+        note = f"reached within {budget} epochs by {len(ra)}/{len(pairs)} baseline and {len(rb)}/{len(pairs)} other runs"
+    out.append(Metric(name, stats.mean_ci(ra), stats.mean_ci(rb), result, note, counts, budget))
     return out
 
 
@@ -332,6 +338,8 @@ def _pm(e: stats.Estimate) -> str:
 def _stats_text(r: stats.Paired) -> str:
     if r.n < 2:
         return "1 pair: no interval or test"
+    if r.constant and r.diff.mean == 0:
+        return f"identical in each of the {r.n} pairs"
     if r.constant:
         return f"difference {num(r.diff.mean)} in each of the {r.n} pairs: no spread, so no test"
     return (
@@ -345,20 +353,35 @@ def _p_phrase(p: float) -> str:
     return s if s.startswith(("<", "n/a")) else f"= {s}"
 
 
+def _name(f: Factor, level: str) -> str:
+    """A level as a sentence can use it: `relu`, but `model.from_logits=True`, `optimizer.lr=0.1`."""
+    plain = level.replace("_", "").isalpha() and level not in ("True", "False", "None")
+    return level if plain else f"{f.label}={level}"
+
+
 def _sentence(level: str, base: str, metrics: list[Metric]) -> str:
     """The comparison in words, e.g. 'relu reaches ... in 23 ± 2 epochs against 71 ± 5 ...'."""
     epochs, loss, _, score = metrics
+    what = epochs.name[len("epochs to ") :]
     if epochs.result is not None:
         first = (
-            f"{level} reaches {epochs.name[len('epochs to ') :]} in {_pm(epochs.b)} epochs against "
-            f"{_pm(epochs.a)} for {base} ({_stats_text(epochs.result)})"
+            f"{level} reaches {what} in {_pm(epochs.b)} epochs against {_pm(epochs.a)} for "
+            f"{base} ({_stats_text(epochs.result)})"
         )
     else:
-        first = (
-            f"final training loss {num(loss.b.mean)} for {level} against {num(loss.a.mean)} for {base} "
-            f"({_stats_text(loss.result)}); {epochs.name}: {epochs.note}"
-        )
-    return f"{first}; {score.name} {num(score.b.mean)} against {num(score.a.mean)} ({_stats_text(score.result)})"
+        ra, rb, n = epochs.reached
+
+        def arm(label: str, k: int, e: stats.Estimate) -> str:
+            if k == 0:
+                return f"{label} in none of {n} runs within {epochs.budget} epochs"
+            return f"{label} in {_pm(e)} epochs ({k} of {n} runs)"
+
+        first = f"{what} is reached by {arm(level, rb, epochs.b)} and by {arm(base, ra, epochs.a)}"
+    return (
+        f"{first}; final training loss {num(loss.b.mean)} for {level} against "
+        f"{num(loss.a.mean)} for {base} ({_stats_text(loss.result)}); {score.name} "
+        f"{num(score.b.mean)} against {num(score.a.mean)} ({_stats_text(score.result)})"
+    )
 
 
 def answer_section(jobs: list[Job], d: Design) -> list[str]:
@@ -399,7 +422,9 @@ def answer_section(jobs: list[Job], d: Design) -> list[str]:
         out.append(f"- **{f.label}={level} vs {base}**{where} ({plural(n, 'seed')}):")
         for b, metrics in items:
             order = [metrics[3], metrics[0], metrics[1], metrics[2]]
-            out.append(f"  - {backend_name(b)}: {_sentence(level, base, order)}.")
+            out.append(
+                f"  - {backend_name(b)}: {_sentence(_name(f, level), _name(f, base), order)}."
+            )
     if not comps:
         out.append(
             "No pair of runs shares a seed and backend across the levels: nothing could be paired."
@@ -479,16 +504,21 @@ def agreement_sentences(jobs: list[Job], d: Design) -> list[str]:
     if not rows:
         return ["Only one backend ran: no agreement to check."]
     b0 = d.backends[0]
+    score_name = "score" if len({j.score for j in jobs}) > 1 else SCORE_NAME[jobs[0].score]
     out = []
     for b in d.backends[1:]:
         mine = [r for r in rows if r[1] == b]
         n = sum(r[3].n for r in mine if r[2] == "val/loss")
-        loss = max(r[4] for r in mine if r[2] == "val/loss")
-        score = max(r[4] for r in mine if r[2].startswith("val/") and r[2] != "val/loss")
+        loss = max((r for r in mine if r[2] == "val/loss"), key=lambda r: r[4])
+        score = max((r for r in mine if r[2] not in ("val/loss", "train/loss")), key=lambda r: r[4])
+
+        def where(row: tuple) -> str:
+            return f" ({d.label(row[0])})" if d.factors and row[4] > 0 else ""
+
         out.append(
-            f"{backend_name(b)} vs {backend_name(b0)} over {n} paired runs (every variant and seed): "
-            f"final validation loss differs by at most {num(loss, 3)}, final validation "
-            f"{'score' if len({j.score for j in jobs}) > 1 else SCORE_NAME[jobs[0].score]} by at most {num(score, 3)}."
+            f"{backend_name(b)} vs {backend_name(b0)} over {n} paired runs (every variant and "
+            f"seed): final validation loss differs by at most {num(loss[4], 3)}{where(loss)}, "
+            f"final validation {score_name} by at most {num(score[4], 3)}{where(score)}."
         )
     return out
 
@@ -800,7 +830,10 @@ def markdown(sweep: Sweep, d: Design, report_cmd: str) -> str:
         "",
         "## Curves",
         "",
-        "Mean over seeds per variant and backend; the band is the 95% t interval. Loss on a log scale.",
+        (
+            "Mean over seeds per variant and backend; the band is the 95% t interval (clipped to the "
+            "metric's range). Loss on a log scale."
+        ),
         "",
         "![loss curves](loss.png)",
         "",

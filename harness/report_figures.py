@@ -77,6 +77,8 @@ def figure(jobs: list[Job], d: Design, kind: str, experiment: str) -> bytes:
                 ax.set_xlabel("epoch")
                 ax.set_ylabel(f"{split} {SCORE_NAME.get(metric, metric)}")
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                if metric == "r2":  # R² starts far below 0: show the range where models differ
+                    ax.set_ylim(max(ax.get_ylim()[0], -1.0), min(ax.get_ylim()[1], 1.05))
                 if kind == "loss":
                     ax.set_yscale("log")
                     # a t band can reach below zero: keep the axis on the mean curves
@@ -127,6 +129,10 @@ def _draw(
             for i, c in enumerate(curves):
                 mat[i, : len(c)] = c
             mean, lo, hi = stats.band(mat)
+            if key.endswith("accuracy"):  # a t band can leave the metric's range: clip it
+                lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+            elif key.endswith("r2"):
+                hi = np.minimum(hi, 1.0)
             x = np.arange(1, width + 1)
             if ci is not None:
                 color = colors[d.compared.levels.index(v[ci]) % 10]
