@@ -245,7 +245,9 @@ class KerasBackend:
             verbose=0,
             callbacks=[_EpochCallback(inputs, evaluate, steps, on_epoch)],
         )
-        return History(final_weights=_weights(model), model=_standalone(model), model_flavor="keras")
+        return History(
+            final_weights=_weights(model), model=_standalone(model), model_flavor="keras"
+        )
 
     @contextmanager
     def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:

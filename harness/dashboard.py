@@ -31,8 +31,17 @@ def ui_command(uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> 
     """`mlflow ui` on the store: one worker process is plenty for one user, and a line per
     HTTP request (dozens per page) would bury anything worth reading in the terminal."""
     return [
-        "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port),
-        "--workers", "1", "--uvicorn-opts=--no-access-log",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--uvicorn-opts=--no-access-log",
     ]
 
 
@@ -77,8 +86,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///results/mlflow.db "
         "under the current directory; the sweep's last line names it when it differs)",
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="interface to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)")
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="interface to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)"
+    )
     parser.add_argument("--print", action="store_true", help="print the mlflow ui command and exit")
     return parser.parse_args(argv)
 
@@ -114,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     command = ui_command(uri, args.host, args.port)
     # become the server: Ctrl-C and signals reach it directly, nothing is left behind
-    os.execvpe(sys.executable, [sys.executable, "-m", "mlflow", *command[1:]], {**os.environ, **SERVER_ENV})
+    os.execvpe(
+        sys.executable, [sys.executable, "-m", "mlflow", *command[1:]], {**os.environ, **SERVER_ENV}
+    )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,11 @@ def all_experiments(folder: Path = EXPERIMENTS) -> list[Experiment]:
 
 
 def as_text(experiments: list[Experiment]) -> str:
-    lines = ["Experiments (run one: python -m harness +experiment=NAME -m; results: python -m harness.dashboard)", ""]
+    lines = [
+        "Experiments (run one: python -m harness +experiment=NAME -m;"
+        " see the results: python -m harness.dashboard)",
+        "",
+    ]
     for e in experiments:
         lines.append(f"{e.name}  ({e.runs} runs)")
         lines.append(f"    {e.question}")
@@ -68,7 +72,9 @@ def as_markdown(experiments: list[Experiment]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.experiments", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.experiments", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     args = parser.parse_args(argv)
     experiments = all_experiments()

@@ -14,7 +14,8 @@ import os
 import shutil
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 QUIET_ENV = "HARNESS_QUIET"
 BAR, LINES, OFF = "bar", "lines", "off"
@@ -117,7 +118,7 @@ class EpochProgress:
         text = f"epoch {epoch}/{self.epochs}"
         left = self._time_left(epoch, now)
         if left is not None:
-            text += f", ~{duration(left)} left"
+            text += f", {'<1 s' if left < 1 else '~' + duration(left)} left"
             if self.sweep_after_s:
                 text += f" (sweep ~{duration(left + self.sweep_after_s)})"
         return text

@@ -144,7 +144,7 @@ def _injected_fault(name: str, epoch: int) -> str | None:
 def _log_model(tracked, history, example, name: str, log) -> None:
     """tracking.log_model=true: the trained network, saved with its framework's MLflow flavour."""
     if history.model is None:
-        log(f"[harness] {name}: this backend has no MLflow model flavour; no model logged", file=sys.stderr)
+        log(f"[harness] {name}: no MLflow model flavour for this backend", file=sys.stderr)
         return
     tracked.log_model(history.model, history.model_flavor, example)
 
@@ -260,7 +260,8 @@ def run(
             if check is not None:
                 tracked.set_tags(check.tags())
             if spec.tracking.log_model:
-                _log_model(tracked, history, data.x_val[:5].astype(spec.train.dtype.value), name, log)
+                example = data.x_val[:5].astype(spec.train.dtype.value)  # its input signature
+                _log_model(tracked, history, example, name, log)
     final = {k: v for k, v in last.items() if k != "epoch"}
     final.update(summary)
     result = RunResult(name, chash, final, int(last.get("epoch", 0)), wall)

@@ -195,7 +195,9 @@ class TrackedRun:
         # (default) experiment, where `runs:/<run_id>/model` does not find it
         experiment_id = _retry(lambda: self.client.get_run(self.run_id)).info.experiment_id
         logged = _retry(
-            lambda: self.client.create_logged_model(experiment_id, name="model", source_run_id=self.run_id)
+            lambda: self.client.create_logged_model(
+                experiment_id, name="model", source_run_id=self.run_id
+            )
         )
         # Model.log writes through the process-wide tracking URI: point it at this store for
         # the call only (MLflow's own helper restores it exactly, unset included)

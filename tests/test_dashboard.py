@@ -34,8 +34,17 @@ ARTIFACTS = ROOT / "results" / "test-artifacts"
 CHILDREN = ["keras-sigmoid-probs-adam-s0", "lightning-sigmoid-probs-adam-s0"]
 # what the frameworks, Hydra and MLflow print unless the harness keeps it out of the way
 NOISE = [
-    "[HYDRA]", "Creating initial MLflow database tables", "oneDNN", "cuda", "absl",
-    "GPU available", "TPU available", "LOCAL_RANK", "Tip:", "litlogger", "Warning",
+    "[HYDRA]",
+    "Creating initial MLflow database tables",
+    "oneDNN",
+    "cuda",
+    "absl",
+    "GPU available",
+    "TPU available",
+    "LOCAL_RANK",
+    "Tip:",
+    "litlogger",
+    "Warning",
 ]
 
 
@@ -45,7 +54,12 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
     where = tmp_path_factory.mktemp("dashboard")
     store = f"sqlite:///{where / 'mlflow.db'}"
     proc = cli(
-        "+experiment=course_binary", "train.epochs=3", "seed=0", f"tracking.uri={store}", "-m", cwd=where
+        "+experiment=course_binary",
+        "train.epochs=3",
+        "seed=0",
+        f"tracking.uri={store}",
+        "-m",
+        cwd=where,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     client = MlflowClient(tracking_uri=store)
@@ -53,7 +67,13 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
     runs = client.search_runs([experiment.experiment_id])
     [parent] = [r for r in runs if r.data.tags[ROLE_TAG] == "sweep"]
     return SimpleNamespace(
-        dir=where, store=store, proc=proc, client=client, experiment=experiment, runs=runs, parent=parent
+        dir=where,
+        store=store,
+        proc=proc,
+        client=client,
+        experiment=experiment,
+        runs=runs,
+        parent=parent,
     )
 
 
@@ -84,10 +104,17 @@ def test_runs_nest_under_the_sweep_and_can_be_filtered_by_what_was_swept(sweep):
     children = [r for r in sweep.runs if r.data.tags[ROLE_TAG] == "job"]
     assert sorted(r.info.run_name for r in children) == CHILDREN
     assert {r.data.tags[PARENT_TAG] for r in children} == {sweep.parent.info.run_id}
-    for where, name in [("tags.backend = 'lightning'", CHILDREN[1]), ("params.`backend.name` = 'keras'", CHILDREN[0])]:
-        found = sweep.client.search_runs([sweep.experiment.experiment_id], f"{where} and params.seed = '0'")
+    for where, name in [
+        ("tags.backend = 'lightning'", CHILDREN[1]),
+        ("params.`backend.name` = 'keras'", CHILDREN[0]),
+    ]:
+        found = sweep.client.search_runs(
+            [sweep.experiment.experiment_id], f"{where} and params.seed = '0'"
+        )
         assert [r.info.run_name for r in found] == [name]
-    assert all("model_uri" not in r.data.tags for r in children)  # tracking.log_model is off by default
+    assert all(
+        "model_uri" not in r.data.tags for r in children
+    )  # tracking.log_model is off by default
 
 
 def _free_port() -> int:
@@ -100,7 +127,9 @@ def _start_dashboard(store: str, port: int, log: Path) -> subprocess.Popen:
     with log.open("w") as out:  # the child keeps its own descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "harness.dashboard", "--uri", store, "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=log.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=log.parent,
             start_new_session=True,  # its own process group: stopped as a whole below
         )
 
@@ -109,7 +138,9 @@ def _wait_until_up(server: subprocess.Popen, port: int, log: Path, timeout: floa
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"the dashboard exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+            pytest.fail(
+                f"the dashboard exited with {server.returncode}:\n{log.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
                 if reply.status == 200:
@@ -140,9 +171,16 @@ def _chromium(profile: Path):
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for arg in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--window-size=1600,1000", f"--user-data-dir={profile}",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1600,1000",
+        f"--user-data-dir={profile}",
     ):
         options.add_argument(arg)
     # an explicit driver path: Selenium Manager never looks for (or downloads) one
@@ -177,7 +215,7 @@ def test_the_dashboard_shows_the_sweep_with_its_runs_nested_and_charted_per_epoc
         driver = _chromium(tmp_path / "chromium-profile")
         try:
             driver.get(url)
-            page = lambda: driver.find_element(By.TAG_NAME, "body").text  # noqa: E731
+            page = lambda: driver.find_element(By.TAG_NAME, "body").text
             parent = sweep.parent.info.run_name
             WebDriverWait(driver, 60).until(lambda _: parent in page())
             # nested: only the sweep's row shows until it is expanded
@@ -185,7 +223,9 @@ def test_the_dashboard_shows_the_sweep_with_its_runs_nested_and_charted_per_epoc
             expander = f"//a[normalize-space()='{parent}']/ancestor::*[@role='gridcell'][1]//button"
             driver.find_element(By.XPATH, expander).click()
             WebDriverWait(driver, 30).until(lambda _: all(child in page() for child in CHILDREN))
-            for close in driver.find_elements(By.CSS_SELECTOR, "[data-component-id$='chat_panel.close']"):
+            for close in driver.find_elements(
+                By.CSS_SELECTOR, "[data-component-id$='chat_panel.close']"
+            ):
                 close.click()  # MLflow 3's assistant panel covers a third of the page
             runs_shot = _screenshot(driver, tmp_path, "dashboard-runs.png")
 

@@ -17,10 +17,16 @@ def test_help_shows_the_config_groups_the_main_options_and_where_to_go_next(tmp_
     for line in ("backend: keras, lightning, numpy", "optimizer: adam, gd"):
         assert line in text
     listed = next(line for line in text.splitlines() if line.startswith("experiment: "))
-    assert set(listed.removeprefix("experiment: ").split(", ")) == {p.stem for p in CONF.glob("experiment/*.yaml")}
+    assert set(listed.removeprefix("experiment: ").split(", ")) == {
+        p.stem for p in CONF.glob("experiment/*.yaml")
+    }
     for option in ("train.epochs=", "tracking.log_model=true", "seed=", "+experiment=NAME", " -m"):
         assert option in text, option
-    for command in ("python -m harness.experiments", "python -m harness.dashboard", "HARNESS_QUIET=1"):
+    for command in (
+        "python -m harness.experiments",
+        "python -m harness.dashboard",
+        "HARNESS_QUIET=1",
+    ):
         assert command in text, command
     assert "epochs: 100" in text  # the composed config, every key with its default
 
@@ -44,10 +50,14 @@ def test_every_experiment_is_listed_with_its_question_and_its_number_of_runs(cap
         assert f"{path.stem}  ({listed.runs} runs)" in text
         expected = _comma_product(listed.sweeps)
         assert expected is None or listed.runs == expected, path.name
-    assert experiments.load(CONF / "experiment" / "course_binary.yaml").runs == 6  # backend x 3 seeds
+    assert (
+        experiments.load(CONF / "experiment" / "course_binary.yaml").runs == 6
+    )  # backend x 3 seeds
 
 
 def test_the_markdown_table_has_a_row_per_experiment(capsys):
     assert experiments.main(["--markdown"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| `")]
-    assert [row.split("`")[1] for row in rows] == sorted(p.stem for p in CONF.glob("experiment/*.yaml"))
+    assert [row.split("`")[1] for row in rows] == sorted(
+        p.stem for p in CONF.glob("experiment/*.yaml")
+    )

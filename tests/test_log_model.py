@@ -48,8 +48,11 @@ def test_a_logged_model_loads_back_and_predicts_like_the_final_weights(
     store = models_store
     spec = make_spec(
         # enough epochs that the 0.5 threshold separates the digits (at 3, all are "0"s)
-        f"backend={backend}", "train.epochs=8", "tracking.log_model=true",
-        f"tracking.uri={store}", f"tracking.experiment={EXPERIMENT}",
+        f"backend={backend}",
+        "train.epochs=8",
+        "tracking.log_model=true",
+        f"tracking.uri={store}",
+        f"tracking.experiment={EXPERIMENT}",
     )
     run(spec, log=lambda *args, **kwargs: None)
     client = MlflowClient(tracking_uri=store)
@@ -80,4 +83,3 @@ def test_a_logged_model_loads_back_and_predicts_like_the_final_weights(
     accuracy = np.mean((probs >= 0.5) == (data.y_val >= 0.5))
     assert accuracy == pytest.approx(logged_run.data.metrics["val/accuracy"])
     assert accuracy > 0.9
-

@@ -18,7 +18,9 @@ class Clock:
         return self.now
 
 
-def _train(bar: EpochProgress, clock: Clock, epochs: int, epoch_s: float, start_s: float = 5.0) -> None:
+def _train(
+    bar: EpochProgress, clock: Clock, epochs: int, epoch_s: float, start_s: float = 5.0
+) -> None:
     clock.now += start_s  # imports, data, graph tracing: all in the first epoch
     for epoch in range(1, epochs + 1):
         clock.now += epoch_s
@@ -46,23 +48,31 @@ def test_on_a_terminal_one_line_is_rewritten_and_cleared_before_other_output():
 
 def test_in_a_log_a_long_run_prints_a_line_every_few_seconds_and_a_short_one_none():
     out, clock = io.StringIO(), Clock()
-    long_run = EpochProgress("[1/2]", epochs=1000, mode=LINES, stream=out, every_s=10.0, clock=clock)
+    long_run = EpochProgress(
+        "[1/2]", epochs=1000, mode=LINES, stream=out, every_s=10.0, clock=clock
+    )
     _train(long_run, clock, epochs=1000, epoch_s=0.1)  # 100 s of epochs
     lines = out.getvalue().splitlines()
     assert 8 <= len(lines) <= 11  # one per 10 s, not one per epoch
     assert all(line.startswith("[harness] [1/2]: epoch ") and "left" in line for line in lines)
 
     out, clock = io.StringIO(), Clock()
-    short_run = EpochProgress("[2/2]", epochs=100, mode=LINES, stream=out, every_s=10.0, clock=clock)
+    short_run = EpochProgress(
+        "[2/2]", epochs=100, mode=LINES, stream=out, every_s=10.0, clock=clock
+    )
     _train(short_run, clock, epochs=100, epoch_s=0.05, start_s=1.0)
     assert out.getvalue() == ""
 
 
 def test_the_sweep_estimate_adds_the_jobs_after_this_one():
     out, clock = io.StringIO(), Clock()
-    bar = EpochProgress("[2/3]", epochs=10, mode=LINES, sweep_after_s=120.0, stream=out, every_s=0.0, clock=clock)
+    bar = EpochProgress(
+        "[2/3]", epochs=10, mode=LINES, sweep_after_s=120.0, stream=out, every_s=0.0, clock=clock
+    )
     _train(bar, clock, epochs=5, epoch_s=1.0)
-    assert out.getvalue().splitlines()[-1] == "[harness] [2/3]: epoch 5/10, ~5 s left (sweep ~2 min)"
+    assert (
+        out.getvalue().splitlines()[-1] == "[harness] [2/3]: epoch 5/10, ~5 s left (sweep ~2 min)"
+    )
 
 
 def test_quiet_mode_shows_no_progress(monkeypatch):
