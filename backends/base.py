@@ -82,12 +82,14 @@ class Backend(Protocol):
         ...
 
 
-def thread_count(spec: Config) -> int:
-    """train.threads, else the share of cores a parallel launcher gave this worker, else all."""
+def thread_count(spec: Config, cap: int | None = None) -> int:
+    """train.threads, else the share of cores a parallel launcher gave this worker (else all
+    cores), limited to `cap`: the framework's sensible default for these small networks."""
     if spec.train.threads:
         return int(spec.train.threads)
     share = os.environ.get("HARNESS_THREADS", "")
-    return int(share) if share.isdigit() and int(share) > 0 else (os.cpu_count() or 1)
+    threads = int(share) if share.isdigit() and int(share) > 0 else (os.cpu_count() or 1)
+    return min(threads, cap) if cap else threads
 
 
 def probabilities_after_model(inputs: TrainInputs) -> str | None:

@@ -104,7 +104,7 @@ class TrainConfig:
     prob_clip_eps: float = 1e-7
     # TensorFloat-32 matmuls on GPUs that have them; off keeps float32 exact
     allow_tf32: bool = False
-    # intra-op threads for the framework; None: the number of cores
+    # intra-op threads; None: Keras all cores (its share in parallel sweeps), torch 1
     threads: Optional[int] = None
     # also train the NumPy reference in-process and log parity/* against it (harness.parity)
     parity: bool = False
