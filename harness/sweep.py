@@ -159,7 +159,7 @@ class SweepCallback(Callback):
         self._dashboard = dashboard_command(store.uri)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from harness.tracking import Store
+        from harness.tracking import Store, redact
 
         if STATE.parent_run_id is None:
             return
@@ -175,14 +175,16 @@ class SweepCallback(Callback):
         bad = [o for o in outcomes if o["status"] not in ("FINISHED", "SKIPPED")]
         status = "FINISHED" if not bad and not missing else "FAILED"
         report = "\n".join(f"{o['run_name']} [{o['status']}]: {o['error']}" for o in bad)
-        Store(STATE.tracking).end_sweep(
-            STATE.parent_run_id, status, counts, {"sweep_failures.txt": report} if bad else {}
-        )
-        log(
-            "sweep done: " + ", ".join(f"{v} {k}" for k, v in counts.items())
-            + f" (parent run {STATE.parent_run_id})"
-        )
-        STATE.parent_run_id = None  # ended
+        parent, STATE.parent_run_id = STATE.parent_run_id, None  # ended, or left for the next sweep
+        try:
+            Store(STATE.tracking).end_sweep(parent, status, counts, {"sweep_failures.txt": report} if bad else {})
+        except Exception as exc:  # Hydra would only warn: the exit code must say it
+            STATE.exit_code = 1
+            log(
+                f"could not record the end of the sweep (parent run {parent}) in MLflow: "
+                f"{type(exc).__name__}: {redact(str(exc))[:500]}; the next sweep marks it KILLED"
+            )
+        log("sweep done: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" (parent run {parent})")
         if bad or missing:
             STATE.exit_code = 1
             STATE.failures = [f"{o['run_name']} [{o['status']}]: {o['error']}" for o in bad]
@@ -208,9 +210,10 @@ def run_job(cfg: DictConfig) -> float:
 
     from hydra.core.hydra_config import HydraConfig
 
+    from harness import gpus
     from harness.progress import duration
     from harness.run import config_hash
-    from harness.tracking import Store
+    from harness.tracking import Store, redact
     from harness.workers import Job, pool
 
     hc = HydraConfig.get()
@@ -233,6 +236,8 @@ def run_job(cfg: DictConfig) -> float:
     t0 = time.perf_counter()
     launcher = hc.launcher if "launcher" in hc else {}
     parallel = int(launcher.get("n_jobs") or 1) if "joblib" in str(launcher.get("_target_", "")) else 1
+    if "submitit_launcher.LocalLauncher" in str(launcher.get("_target_", "")):
+        parallel = len(plan_data.get("jobs", [])) - len(plan_data.get("skip", {})) or 1  # all at once
     after = planned - (hc.job.num + 1) if isinstance(planned, int) else 0
     job = Job(
         spec, overrides, plan_data.get("parent_run_id"), label,
@@ -240,12 +245,16 @@ def run_job(cfg: DictConfig) -> float:
         progress="lines" if parallel > 1 else "auto",
         sweep_after_s=_time_left(after, parallel),
     )
-    outcome = pool(parallel).run(job)
+    with gpus.for_job(spec.train.device.value, log=lambda msg: log(f"{label} {msg}")) as job.gpu:
+        outcome = pool(parallel).run(job)
     _TIMES.append(time.perf_counter() - t0)
     if outcome.status == "KILLED" and outcome.run_id and spec.tracking.enabled:
-        store = Store(spec.tracking)
-        if store.status(outcome.run_id) == "RUNNING":
-            store.set_terminated(outcome.run_id, "KILLED")
+        try:
+            store = Store(spec.tracking)
+            if store.status(outcome.run_id) == "RUNNING":
+                store.set_terminated(outcome.run_id, "KILLED")
+        except Exception as exc:  # a job never raises (Hydra would stop the sweep); the next sweep reaps it
+            log(f"{label} could not mark run {outcome.run_id} KILLED: {redact(str(exc))[:300]}")
     name = outcome.run_name or names.get(chash) or " ".join(overrides)
     out_file.write_text(
         json.dumps({"status": outcome.status, "run_id": outcome.run_id, "run_name": name, "error": outcome.error})
@@ -267,12 +276,16 @@ def abort(reason: str) -> None:
     pool().interrupt()
     if STATE.parent_run_id is None:
         return
-    store = Store(STATE.tracking)
-    for run_id in store.running_children(STATE.parent_run_id):
-        store.set_terminated(run_id, "KILLED")
-    store.set_terminated(STATE.parent_run_id, "KILLED")
-    log(f"sweep {reason}: parent run {STATE.parent_run_id} and its running job marked KILLED")
-    STATE.parent_run_id = None
+    parent, STATE.parent_run_id = STATE.parent_run_id, None
+    try:
+        store = Store(STATE.tracking)
+        for run_id in store.running_children(parent):
+            store.set_terminated(run_id, "KILLED")
+        store.set_terminated(parent, "KILLED")
+    except Exception as exc:
+        log(f"sweep {reason}; could not mark it KILLED in MLflow ({type(exc).__name__}); the next sweep will")
+        return
+    log(f"sweep {reason}: parent run {parent} and its running job marked KILLED")
 
 
 def close_parent_if_open() -> None:
@@ -280,7 +293,12 @@ def close_parent_if_open() -> None:
         return
     from harness.tracking import Store
 
-    store = Store(STATE.tracking)
-    if store.status(STATE.parent_run_id) == "RUNNING":
-        store.set_terminated(STATE.parent_run_id, "FAILED")
+    parent, STATE.parent_run_id = STATE.parent_run_id, None
+    try:
+        store = Store(STATE.tracking)
+        if store.status(parent) == "RUNNING":
+            store.set_terminated(parent, "FAILED")
+            STATE.exit_code = STATE.exit_code or 1
+    except Exception as exc:
         STATE.exit_code = STATE.exit_code or 1
+        log(f"could not mark the sweep's parent run {parent} FAILED in MLflow ({type(exc).__name__})")

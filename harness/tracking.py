@@ -29,7 +29,9 @@ MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limits
 MAX_METRICS_PER_BATCH = 1000
 
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+# `\\*` also catches Hydra's escaped form of an override, tracking.uri=http\://user\:secret@host,
+# and that form inside JSON (http\\://...)
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*\\*://)[^/@\s]+@")
 
 
 def redact(text: str) -> str:
@@ -58,9 +60,69 @@ def dashboard_command(uri: str) -> str:
     return f"python -m harness.dashboard --uri {shlex.quote(redact(uri))}"
 
 
+class TrackingUnavailable(RuntimeError):
+    """The tracking server cannot be reached: before a run starts, or gone during one."""
+
+
+# MLflow's HTTP client retries a failed request 7 times with 2 s exponential backoff
+# (~4 minutes) and waits 120 s for each answer. Harness processes ride out a ~30 s server
+# restart instead (0+2+4+8+16 s of backoff) and fail the run after that; a value the user
+# exported is kept.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    # MLflow prints "View run at <uri>" for server URIs, credentials included; we print our own
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _unreachable(uri: str, timeout_s: float) -> str | None:
+    """Why GET /health fails (one try, no retries), or None when the server answers.
+
+    Any HTTP answer but a 5xx counts as reachable (a 401 is MLflow's to explain).
+    """
+    import requests
+
+    try:
+        answer = requests.get(uri.rstrip("/") + "/health", timeout=timeout_s)
+    except requests.Timeout:
+        return f"no answer within {timeout_s:g} s"
+    except requests.RequestException as exc:
+        errno = re.search(r"\[Errno -?\d+\] [^\"')]+", str(exc))  # e.g. "[Errno 111] Connection refused"
+        return redact(errno.group(0) if errno else f"{type(exc).__name__}: {exc}")[:300]
+    return f"/health answered HTTP {answer.status_code}" if answer.status_code >= 500 else None
+
+
+def check_server(uri: str, timeout_s: float = 5.0) -> None:
+    """Seconds to a clear error, instead of minutes of MLflow's retries, when the server is down."""
+    if is_server(uri) and (why := _unreachable(uri, timeout_s)):
+        raise TrackingUnavailable(
+            f"cannot reach the MLflow tracking server at {redact(uri)} ({why}); start it "
+            "(README, 'Scaling out') or point tracking.uri / $MLFLOW_TRACKING_URI at a running one"
+        )
+
+
+def _server_lost(uri: str, run_name: str) -> TrackingUnavailable | None:
+    """After a failure inside a run: the error to raise when the server is what went away."""
+    why = _unreachable(uri, timeout_s=2.0)
+    if why is None:
+        return None
+    return TrackingUnavailable(
+        f"lost the MLflow tracking server at {redact(uri)} during run {run_name} ({why}); the run "
+        "stays RUNNING there until the next sweep marks it KILLED: rerun the same command once "
+        "the server is back to resume"
+    )
+
+
 ROLE_TAG = "harness.role"  # "job" for a training run, "sweep" for a sweep's parent run
 PARENT_TAG = "mlflow.parentRunId"  # MLflow nests runs by this tag, across processes
 HOST_TAG, PID_TAG = "harness.host", "harness.pid"
+GPU_TAG = "cuda_visible_devices"
 
 
 def process_tags() -> dict[str, str]:
@@ -78,6 +140,9 @@ def _client(uri: str):
         logging.getLogger(name).setLevel(logging.WARNING)
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    if is_server(uri):
+        for key, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -236,9 +301,12 @@ def tracked_run(
         return
     t0 = time.perf_counter()
     uri = resolve_uri(cfg)
+    check_server(uri)  # before training: a clear error now, not after minutes of retries
     client = _client(uri)
     exp_id = _retry(lambda: _experiment_id(client, cfg.experiment, uri))
     all_tags = {**process_tags(), ROLE_TAG: "job", **tags}
+    if os.environ.get("CUDA_VISIBLE_DEVICES"):  # the GPU(s) this run was given (harness.gpus)
+        all_tags[GPU_TAG] = os.environ["CUDA_VISIBLE_DEVICES"]
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
     all_tags = {k: redact(str(v)) for k, v in all_tags.items()}
@@ -246,29 +314,37 @@ def tracked_run(
     tracked = TrackedRun(client, run.info.run_id, cfg.flush_every_s)
     if on_started is not None:
         on_started(run.info.run_id, run_name)
-    status = "FINISHED"
     try:
         tracked.log_params(params)
         tracked.log_text(config_yaml, "config.yaml")
         tracked.seconds += time.perf_counter() - t0
         yield tracked
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
+        tracked.flush()
+        _retry(lambda: client.set_terminated(tracked.run_id, status="FINISHED"))
     except BaseException as exc:
-        status = "KILLED" if isinstance(exc, SystemExit) else "FAILED"
-        try:
-            tracked.flush()
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        lost = _server_lost(uri, run_name) if is_server(uri) else None
+        if lost is not None:  # nothing more can be written: say so instead of retrying
+            if interrupted:
+                raise
+            raise lost from exc
+        _end_after_error(tracked, exc, "KILLED" if interrupted else "FAILED")
+        raise
+
+
+def _end_after_error(tracked: TrackedRun, exc: BaseException, status: str) -> None:
+    """Record what went wrong and end the run; the store itself may be what failed."""
+    try:
+        tracked.flush()
+        if status == "FAILED":
             tracked.set_tags({"error": f"{type(exc).__name__}: {exc}"[:5000]})
             tracked.log_text(traceback.format_exc(), "error/traceback.txt")
-        except Exception:  # the store itself may be what failed; still try to end the run
-            pass
-        raise
-    finally:
-        try:
-            tracked.flush()
-        finally:
-            _retry(lambda: client.set_terminated(tracked.run_id, status=status))
+    except Exception:
+        pass
+    try:
+        _retry(lambda: tracked.client.set_terminated(tracked.run_id, status=status))
+    except Exception:  # the original exception is the one worth raising
+        pass
 
 
 def _pid_alive(pid: int) -> bool:
@@ -286,6 +362,7 @@ class Store:
 
     def __init__(self, cfg: TrackingConfig) -> None:
         self.uri = resolve_uri(cfg)
+        check_server(self.uri)
         self.client = _client(self.uri)  # a new SQLite file gets its schema here, once
         self.experiment_id = _retry(lambda: _experiment_id(self.client, cfg.experiment, self.uri))
 

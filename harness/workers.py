@@ -33,6 +33,7 @@ class Job:
     label: str = ""  # e.g. "[3/12]" for progress lines
     progress: str = "auto"  # harness.progress mode: auto (bar on a terminal), lines, off
     sweep_after_s: float | None = None  # estimated time of the jobs after this one
+    gpu: str | None = None  # CUDA_VISIBLE_DEVICES for its worker (harness.gpus); None: inherited
 
 
 @dataclass
@@ -156,7 +157,7 @@ class Worker:
 
 
 class WorkerPool:
-    """Workers keyed by (backend, device, threads): settings fixed once per process.
+    """Workers keyed by (backend, device, threads, GPU): settings fixed once per process.
 
     parallel_jobs: how many jobs run at once on this machine; each worker then gets its
     share of the cores (HARNESS_THREADS) unless train.threads says otherwise, so two
@@ -165,14 +166,20 @@ class WorkerPool:
 
     def __init__(self, parallel_jobs: int = 1) -> None:
         self.workers: dict[tuple, Worker] = {}
-        self.env = {"HARNESS_THREADS": str(max(1, (os.cpu_count() or 1) // max(1, parallel_jobs)))}
+        # the cores this process may use: a SLURM job's allocation, not the whole node
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.env = {"HARNESS_THREADS": str(max(1, cores // max(1, parallel_jobs)))}
 
     def run(self, job: Job) -> Outcome:
         train = job.spec.train
-        key = (job.spec.backend.name, str(train.device), train.threads)
+        key = (job.spec.backend.name, str(train.device), train.threads, job.gpu)
         worker = self.workers.get(key)
         if worker is None or not worker.alive():
-            worker = self.workers[key] = Worker(key, self.env)
+            # a worker keeps its GPU busy (CUDA context) while idle: one GPU per backend here
+            for other in [k for k in self.workers if k[:3] == key[:3] and k[3] != job.gpu]:
+                self.workers.pop(other).stop()
+            env = self.env if job.gpu is None else {**self.env, "CUDA_VISIBLE_DEVICES": job.gpu}
+            worker = self.workers[key] = Worker(key, env)
         outcome = worker.run(job)
         if not worker.alive() or outcome.status == "KILLED":
             worker.stop(timeout=1.0)
