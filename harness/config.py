@@ -170,13 +170,20 @@ def to_spec(cfg: Any) -> Config:
     so they are refused here (e.g. `+train.epoch=3`).
     """
     from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationResolutionError
 
     unknown = _unknown_keys(OmegaConf.to_container(cfg, resolve=False), Config)
     if unknown:
         raise ConfigError(
             f"unknown config key(s) {unknown}; `python -m harness --help` lists the keys"
         )
-    return OmegaConf.to_object(cfg)
+    try:
+        return OmegaConf.to_object(cfg)
+    except InterpolationResolutionError as exc:  # e.g. tracking=server without its URI
+        msg = str(exc).split("\n")[0]
+        if "MLFLOW_TRACKING_URI" in msg:
+            msg = "tracking=server needs the server: tracking.uri=http://HOST:PORT or MLFLOW_TRACKING_URI"
+        raise ConfigError(msg) from None
 
 
 DEFAULT_OUTPUT = {
