@@ -177,7 +177,9 @@ class SweepCallback(Callback):
         report = "\n".join(f"{o['run_name']} [{o['status']}]: {o['error']}" for o in bad)
         parent, STATE.parent_run_id = STATE.parent_run_id, None  # ended, or left for the next sweep
         try:
-            Store(STATE.tracking).end_sweep(parent, status, counts, {"sweep_failures.txt": report} if bad else {})
+            store = Store(STATE.tracking)
+            tags = _parity_tags(store, [o["run_id"] for o in outcomes if o.get("run_id")])
+            store.end_sweep(parent, status, counts, {"sweep_failures.txt": report} if bad else {}, tags)
         except Exception as exc:  # Hydra would only warn: the exit code must say it
             STATE.exit_code = 1
             log(
@@ -194,6 +196,16 @@ class SweepCallback(Callback):
             if missing:
                 log(f"  {missing} job(s) left no outcome")
         log(f"dashboard: {self._dashboard}")
+
+
+def _parity_tags(store, run_ids: list[str]) -> dict[str, str]:
+    """The sweep's parity verdict from its jobs' (skipped ones included), where they have one."""
+    from harness.parity import overall_verdict
+
+    verdict = overall_verdict(store.tag_values(run_ids, "parity_verdict")) if run_ids else None
+    if verdict is not None:
+        log(f"parity verdict of the sweep: {verdict}")
+    return {"parity_verdict": verdict} if verdict else {}
 
 
 _TIMES: list[float] = []

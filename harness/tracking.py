@@ -408,13 +408,24 @@ class Store:
             tracked.log_text(text, path)
         return run.info.run_id
 
-    def end_sweep(self, run_id: str, status: str, summary: dict[str, int], texts: dict[str, str]) -> None:
+    def end_sweep(
+        self, run_id: str, status: str, summary: dict[str, int], texts: dict[str, str],
+        tags: dict[str, str] | None = None,
+    ) -> None:
         tracked = TrackedRun(self.client, run_id, flush_every_s=0.0)
         tracked.log_metrics({f"sweep/{k}": v for k, v in summary.items()}, step=0)
-        tracked.set_tags({f"sweep.{k}": str(v) for k, v in summary.items()})
+        tracked.set_tags({**{f"sweep.{k}": str(v) for k, v in summary.items()}, **(tags or {})})
         for path, text in texts.items():
             tracked.log_text(text, path)
         self.set_terminated(run_id, status)
+
+    def tag_values(self, run_ids: list[str], key: str) -> list[str | None]:
+        """One tag of each of these runs (e.g. the parity verdicts of a sweep's jobs)."""
+        values: list[str | None] = []
+        for i in range(0, len(run_ids), 100):
+            ids = ", ".join(f"'{r}'" for r in run_ids[i : i + 100])
+            values += [r.data.tags.get(key) for r in self._search(f"attributes.run_id IN ({ids})")]
+        return values
 
     def status(self, run_id: str) -> str:
         return _retry(lambda: self.client.get_run(run_id)).info.status
