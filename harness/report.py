@@ -934,7 +934,7 @@ def reproduce(
         raise ReportError(
             f"unknown experiment(s) {', '.join(unknown)}; conf/experiment/ has: {', '.join(known_experiments())}"
         )
-    folders = []
+    folders, problems = [], []
     for name in experiments:
         cmd = [sys.executable, "-m", "harness", f"+experiment={name}"]
         if uri:
@@ -942,13 +942,19 @@ def reproduce(
         cmd.append("-m")
         print(f"[harness.report] {' '.join(['python', *cmd[1:]])}", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, check=False)
-        if proc.returncode != 0:
-            raise ReportError(
-                f"the sweep of '{name}' failed (exit {proc.returncode}); run the same command again "
-                "to resume only the jobs that did not finish"
+        if proc.returncode != 0:  # some jobs failed: report the rest, say so at the end
+            problems.append(
+                f"the sweep of '{name}' did not finish every job (exit {proc.returncode}); its "
+                "report leaves them out. Run the same command again to retry only those jobs"
             )
-        folders.append(generate(name, uri, out, compare=compare))
+        try:
+            folders.append(generate(name, uri, out, compare=compare))
+        except ReportError as exc:
+            problems.append(f"{name}: {exc}")
+            continue
         print(f"[harness.report] wrote {folders[-1] / 'report.md'}", file=sys.stderr, flush=True)
+    if problems:
+        raise ReportError("\n".join(problems))
     return folders
 
 

@@ -469,6 +469,8 @@ def test_clear_errors(synth, tmp_path, capsys):
         and "acts" in err
         and "course_binary" in err
     )
+    code, err = run_main(capsys, "--reproduce", "nope", *out)  # refused before any sweep runs
+    assert code == 2 and "unknown experiment(s) nope" in err and "activations" in err
     code, err = run_main(capsys, "course_binary", *out)  # a conf/experiment file, never run here
     assert (
         code == 2 and "no runs" in err and "python -m harness +experiment=course_binary -m" in err
