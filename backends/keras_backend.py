@@ -147,10 +147,12 @@ def _epoch_dataset(inputs: TrainInputs, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.
     steps = len(epochs[0])
     order = tf.constant(np.stack([np.concatenate(b) for b in epochs]))
     batch = spec.train.batch_size or n
+    # one gather per epoch (not per batch): the epoch's data in the harness's order, batched
     ds = (
         tf.data.Dataset.from_tensor_slices(order)
-        .flat_map(lambda idx: tf.data.Dataset.from_tensor_slices(idx).batch(batch))
-        .map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)))
+        .flat_map(
+            lambda idx: tf.data.Dataset.from_tensor_slices((tf.gather(x, idx), tf.gather(y, idx))).batch(batch)
+        )
         .prefetch(tf.data.AUTOTUNE)
     )
     return ds, steps

@@ -179,8 +179,8 @@ class System(L.LightningModule):
             inputs, net, evaluate, steps, on_epoch
         )
         self.loss_fn = _loss(inputs.task, inputs.spec.model.from_logits, inputs.spec.train.prob_clip_eps)
-        self.loss_sum = torch.zeros(())
-        self.seen = 0
+        self.batch_losses: list[torch.Tensor] = []
+        self.batch_sizes: list[int] = []
         self.t0 = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,20 +190,24 @@ class System(L.LightningModule):
         return _optimizer(self.inputs, self.net.parameters())
 
     def on_train_epoch_start(self) -> None:
-        self.loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        self.seen = 0
+        self.batch_losses: list[torch.Tensor] = []
+        self.batch_sizes: list[int] = []
         self.t0 = time.perf_counter()
 
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self.loss_fn(self.net(x), y)
-        # accumulated on the device: no host sync per step (as Keras' loss tracker)
-        self.loss_sum += loss.detach().double() * len(x)
-        self.seen += len(x)
+        # kept on the device and reduced once per epoch: no host sync, no extra ops per step
+        self.batch_losses.append(loss.detach())
+        self.batch_sizes.append(len(x))
         return loss
 
     def on_train_epoch_end(self) -> None:
-        train_loss = float(self.loss_sum / self.seen)  # a host value: waits for the device
+        # the epoch's mean loss weighted by batch size, as Keras' loss tracker; a host value,
+        # so the clock below is read after the device has finished the epoch
+        sizes = torch.tensor(self.batch_sizes, dtype=torch.float64, device=self.device)
+        losses = torch.stack(self.batch_losses).double()
+        train_loss = float((losses * sizes).sum() / sizes.sum())
         elapsed = time.perf_counter() - self.t0
         val_loss, train_pred, val_pred, val_logits = self.evaluate()
         record = EpochRecord(
