@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -86,7 +87,9 @@ def run_name(spec: C.Config, task: C.Task, out: C.Activation) -> str:
     return "-".join(parts) + f"-s{spec.seed}"
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str:
+    """HEAD (with -dirty), once per process: two git calls per run add up over a sweep."""
     root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(
