@@ -127,10 +127,14 @@ class Fab:
 
     def __init__(self, uri: str) -> None:
         self.client = MlflowClient(tracking_uri=uri)
+        # artifacts beside the store, as harness.tracking does (MLflow's default is ./mlruns)
+        self.artifacts = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
 
     def experiment(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)
-        return exp.experiment_id if exp else self.client.create_experiment(name)
+        if exp:
+            return exp.experiment_id
+        return self.client.create_experiment(name, artifact_location=(self.artifacts / name).as_uri())
 
     def parent(
         self, exp: str, name: str, jobs: list[dict], status: str = "FINISHED", sweep_params=None
