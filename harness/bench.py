@@ -395,12 +395,9 @@ def environment() -> dict[str, str]:
     env = {"python": platform.python_version(), "machine": platform.machine(), "cpus": str(os.cpu_count())}
     for pkg in ("tensorflow", "keras", "torch", "lightning", "mlflow", "numpy"):
         env[pkg] = version(pkg)
-    try:
-        env["cpu"] = next(
-            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        env["cpu"] = platform.processor()
+    from harness.run import cpu_model
+
+    env["cpu"] = cpu_model()
     return env
 
 

@@ -104,6 +104,32 @@ def git_commit() -> str:
     return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def provenance_tags(
+    spec: C.Config, chash: str, overrides: list[str] | None, env: dict[str, str]
+) -> dict[str, str]:
+    """What every run records about where it came from: one place for every kind of run."""
+    return {
+        "backend": spec.backend.name,
+        "config_hash": chash,
+        "git_commit": git_commit(),
+        "hydra_overrides": " ".join(overrides or []),
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "command": " ".join(["python -m harness", *(overrides or [])]),
+        **env,
+    }
+
+
 def _to_yaml(spec: C.Config) -> str:
     from omegaconf import OmegaConf
 
@@ -186,18 +212,7 @@ def run(
 
     t_start = time.perf_counter()
     env = backend.setup(inputs)
-    tags = {
-        "backend": spec.backend.name,
-        "task": data.task.value,
-        "dataset": data.name,
-        "config_hash": chash,
-        "git_commit": git_commit(),
-        "hydra_overrides": " ".join(overrides or []),
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-        "command": " ".join(["python -m harness", *(overrides or [])]),
-        **{k: v for k, v in env.items()},
-    }
+    tags = {"task": data.task.value, "dataset": data.name, **provenance_tags(spec, chash, overrides, env)}
     params = flatten(C.to_plain(spec))
     params["model.output_activation"] = out_act.value  # the resolved head, not null
     params["data.n_train"], params["data.n_val"] = len(data.x_train), len(data.x_val)

@@ -137,21 +137,16 @@ def run(
     on_started: Callable[[str, str], None] | None = None,
 ):
     """One vectorization run, tracked like a training run; returns a harness.run.RunResult."""
-    from harness.run import RunResult, _to_yaml, config_hash, flatten, git_commit
+    from harness.run import RunResult, _to_yaml, config_hash, flatten, provenance_tags
     from harness.tracking import tracked_run
 
     t_start = time.perf_counter()
     name, chash = run_name(spec), config_hash(spec)
     inputs, x, backend, env = prepare(spec)
     tags = {
-        "backend": spec.backend.name,
         "mode": C.Mode.vectorization.value,
         "implementation": IMPLEMENTATION.get(spec.backend.name, spec.backend.name),
-        "config_hash": chash,
-        "git_commit": git_commit(),
-        "hydra_overrides": " ".join(overrides or []),
-        "command": " ".join(["python -m harness", *(overrides or [])]),
-        **env,
+        **provenance_tags(spec, chash, overrides, env),
     }
     params = flatten(C.to_plain(spec))
     params["vectorization.batch"] = len(x)
