@@ -153,9 +153,13 @@ def _epoch_dataset(inputs: TrainInputs, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.
         .flat_map(
             lambda idx: tf.data.Dataset.from_tensor_slices((tf.gather(x, idx), tf.gather(y, idx))).batch(batch)
         )
-        .prefetch(tf.data.AUTOTUNE)
+        .prefetch(2)
     )
-    return ds, steps
+    # No tf.data autotuning: its background model thread made `fit` stall ~1.2 s on return
+    # (the iterator's teardown waits for it) in about half the runs of a warm worker.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options), steps
 
 
 class _EpochCallback(keras.callbacks.Callback):
