@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -56,20 +56,34 @@ def _job_overrides(config: DictConfig) -> list[list[str]]:
     return BasicSweeper.split_arguments(parser.parse_overrides(params + args), None)[0]
 
 
+# Each job's composed config (Hydra's own, `hydra` node included), kept from the plan for
+# the in-process launcher: composing one costs ~70 ms, and Hydra would otherwise compose
+# every job twice more (its sweeper's check and its launcher).
+_COMPOSED: dict[tuple[str, ...], DictConfig] = {}
+
+
 def _job_spec(config: DictConfig, overrides: list[str]) -> Config:
+    import copy
+
     from hydra.core.global_hydra import GlobalHydra
 
     job_cfg = GlobalHydra.instance().config_loader().load_sweep_config(config, list(overrides))
-    with open_dict(job_cfg):
-        del job_cfg["hydra"]
-    return to_spec(job_cfg)
+    _COMPOSED[tuple(overrides)] = job_cfg
+    spec_cfg = copy.deepcopy(job_cfg)
+    with open_dict(spec_cfg):
+        del spec_cfg["hydra"]
+    return to_spec(spec_cfg)
 
 
-def plan(config: DictConfig) -> list[dict]:
-    """Every job's overrides, spec and config hash; raises ConfigError listing invalid jobs."""
+def plan(config: DictConfig, on_valid: Callable[[Config], None] | None = None) -> list[dict]:
+    """Every job's overrides, spec and config hash; raises ConfigError listing invalid jobs.
+
+    on_valid(spec) sees each valid job's spec as soon as it is planned.
+    """
     from harness.run import config_hash, prepare, run_name
 
     jobs, invalid = [], []
+    _COMPOSED.clear()
     for overrides in _job_overrides(config):
         try:
             spec = _job_spec(config, overrides)
@@ -77,6 +91,8 @@ def plan(config: DictConfig) -> list[dict]:
         except ConfigError as exc:
             invalid.append(f"  {' '.join(overrides)}\n      {exc}")
             continue
+        if on_valid is not None:
+            on_valid(spec)
         jobs.append(
             {
                 "overrides": list(overrides),
@@ -105,17 +121,26 @@ class SweepCallback(Callback):
         try:
             self._start(config)
         except ConfigError as exc:
+            _discard_workers()
             log(f"invalid sweep: {exc}")
             raise SystemExit(2) from None
         except Exception as exc:
+            _discard_workers()
             log(f"cannot start the sweep: {type(exc).__name__}: {exc}")
             raise SystemExit(1) from None
 
     def _start(self, config: DictConfig) -> None:
         from harness.run import git_commit
         from harness.tracking import Store, dashboard_command, redact
+        from harness.workers import pool
 
-        jobs = plan(config)
+        # resolved first: its ${now:...} is cached in the config, and each job's config,
+        # composed by the plan, copies that cache (so all of them name the same directory)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        in_process = _in_process(config)
+        # an in-process sweep starts each backend's worker (its framework's import, seconds)
+        # as soon as the plan meets its first job: it imports while the rest is planned
+        jobs = plan(config, on_valid=pool().prewarm if in_process else None)
         tracking = jobs[0]["spec"].tracking
         store = Store(tracking)  # creates the schema once, before any job starts
         reaped = store.reap_stale()
@@ -129,7 +154,6 @@ class SweepCallback(Callback):
                 "skipped (tracking.resume=false reruns everything)"
             )
         overrides = " ".join(config.hydra.overrides.task)
-        sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         job_list = [{k: j[k] for k in ("run_name", "config_hash", "overrides")} for j in jobs]
         name = f"sweep-{tracking.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -157,6 +181,9 @@ class SweepCallback(Callback):
         )
         log(f"sweep of {len(jobs)} jobs -> MLflow experiment '{tracking.experiment}' ({redact(store.uri)})")
         self._dashboard = dashboard_command(store.uri)
+        if in_process:
+            _reuse_planned_configs()
+            pool().retain([j["spec"] for j in jobs if j["config_hash"] not in skip])
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from harness.tracking import Store, redact
@@ -196,6 +223,47 @@ class SweepCallback(Callback):
             if missing:
                 log(f"  {missing} job(s) left no outcome")
         log(f"dashboard: {self._dashboard}")
+
+
+def _discard_workers() -> None:
+    from harness.workers import pool
+
+    pool().discard()
+
+
+def _in_process(config: DictConfig) -> bool:
+    """Whether the launcher runs the jobs in this process (Hydra's basic launcher)."""
+    return str(config.hydra.launcher.get("_target_", "")).endswith("BasicLauncher")
+
+
+def _reuse_planned_configs() -> None:
+    """Let Hydra's in-process launcher take each job's config from the plan.
+
+    Hydra composes every job twice after the plan (its sweeper's check, then its launcher),
+    ~70 ms each. Hydra's config loader is one object in this process, shared by the sweeper
+    and the launcher; its `load_sweep_config` now serves a planned job from the plan: a copy
+    the first time (the sweeper's check), the planned config itself the second (the launcher),
+    and composes anything else as before. Only for the basic launcher: other launchers
+    pickle the loader into other processes, which compose their jobs in parallel anyway.
+    """
+    import copy
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    compose = type(loader).load_sweep_config.__get__(loader)
+    served: set[tuple[str, ...]] = set()
+
+    def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        key = tuple(sweep_overrides)
+        if key not in _COMPOSED:
+            return compose(master_config, sweep_overrides)
+        if key in served:
+            return _COMPOSED.pop(key)
+        served.add(key)
+        return copy.deepcopy(_COMPOSED[key])
+
+    loader.load_sweep_config = load_sweep_config
 
 
 def _parity_tags(store, run_ids: list[str]) -> dict[str, str]:
