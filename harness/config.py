@@ -136,6 +136,8 @@ class Config:
     question: str = ""
     # train: fit the model (default); vectorization: time its forward propagation
     mode: Mode = Mode.train
+    # jobs a sweep runs at once in this process's warm workers (+launcher=parallel sets 2)
+    parallel: int = 1
 
 
 def register_configs() -> None:
@@ -214,6 +216,8 @@ def _check_ranges(spec: Config) -> None:
         raise ConfigError(f"model.hidden={list(spec.model.hidden)}: layer sizes must be positive.")
     if spec.train.epochs < 1:
         raise ConfigError(f"train.epochs={spec.train.epochs}: must be at least 1.")
+    if spec.parallel < 1:
+        raise ConfigError(f"parallel={spec.parallel}: a sweep runs at least 1 job at a time.")
     if spec.train.batch_size is not None and spec.train.batch_size < 1:
         raise ConfigError(
             f"train.batch_size={spec.train.batch_size}: must be >= 1, or null for full batch."

@@ -24,7 +24,7 @@ from harness.metrics import task_metrics
 from harness.tracking import RunFailed, tracked_run
 
 # Fields that do not change what is computed: excluded from the config hash.
-NON_RESULT_FIELDS = ("tracking", "question")
+NON_RESULT_FIELDS = ("tracking", "question", "parallel")
 
 
 @dataclass

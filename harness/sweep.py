@@ -132,15 +132,17 @@ class SweepCallback(Callback):
     def _start(self, config: DictConfig) -> None:
         from harness.run import git_commit
         from harness.tracking import Store, dashboard_command, redact
-        from harness.workers import pool
+        from harness.workers import Job, Scheduler, pool
 
         # resolved first: its ${now:...} is cached in the config, and each job's config,
         # composed by the plan, copies that cache (so all of them name the same directory)
         sweep_dir = Path(config.hydra.sweep.dir)
         in_process = _in_process(config)
+        parallel = max(1, int(config.get("parallel") or 1))
+        workers = pool(parallel) if in_process else None
         # an in-process sweep starts each backend's worker (its framework's import, seconds)
         # as soon as the plan meets its first job: it imports while the rest is planned
-        jobs = plan(config, on_valid=pool().prewarm if in_process else None)
+        jobs = plan(config, on_valid=workers.prewarm if workers is not None else None)
         tracking = jobs[0]["spec"].tracking
         store = Store(tracking)  # creates the schema once, before any job starts
         reaped = store.reap_stale()
@@ -181,9 +183,16 @@ class SweepCallback(Callback):
         )
         log(f"sweep of {len(jobs)} jobs -> MLflow experiment '{tracking.experiment}' ({redact(store.uri)})")
         self._dashboard = dashboard_command(store.uri)
-        if in_process:
+        if workers is not None:
             _reuse_planned_configs()
-            pool().retain([j["spec"] for j in jobs if j["config_hash"] not in skip])
+            todo = [(i, j) for i, j in enumerate(jobs) if j["config_hash"] not in skip]
+            workers.retain([j["spec"] for _, j in todo])
+            if parallel > 1:  # the jobs start now, `parallel` at a time; run_job collects them
+                workers.scheduler = Scheduler(workers, parallel)
+                workers.scheduler.start([
+                    (i, Job(j["spec"], j["overrides"], parent, f"[{i + 1}/{len(jobs)}]", progress="lines"))
+                    for i, j in todo
+                ])
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from harness.tracking import Store, redact
@@ -318,16 +327,24 @@ def run_job(cfg: DictConfig) -> float:
     parallel = int(launcher.get("n_jobs") or 1) if "joblib" in str(launcher.get("_target_", "")) else 1
     if "submitit_launcher.LocalLauncher" in str(launcher.get("_target_", "")):
         parallel = len(plan_data.get("jobs", [])) - len(plan_data.get("skip", {})) or 1  # all at once
+    scheduler = pool().scheduler
+    if scheduler is not None:
+        parallel = scheduler.slots
     after = planned - (hc.job.num + 1) if isinstance(planned, int) else 0
-    job = Job(
-        spec, overrides, plan_data.get("parent_run_id"), label,
-        # parallel jobs share one terminal: a bar each would overwrite the other's
-        progress="lines" if parallel > 1 else "auto",
-        sweep_after_s=_time_left(after, parallel),
-    )
-    with gpus.for_job(spec.train.device.value, log=lambda msg: log(f"{label} {msg}")) as job.gpu:
-        outcome = pool(parallel).run(job)
-    _TIMES.append(time.perf_counter() - t0)
+    # a parallel sweep's job has run (or is running) in a slot: collect it
+    outcome = scheduler.outcome(hc.job.num) if scheduler is not None else None
+    if outcome is not None:
+        _TIMES.append(outcome.extra.get("seconds", time.perf_counter() - t0))
+    else:
+        job = Job(
+            spec, overrides, plan_data.get("parent_run_id"), label,
+            # parallel jobs share one terminal: a bar each would overwrite the other's
+            progress="lines" if parallel > 1 else "auto",
+            sweep_after_s=_time_left(after, parallel),
+        )
+        with gpus.for_job(spec.train.device.value, log=lambda msg: log(f"{label} {msg}")) as job.gpu:
+            outcome = pool(parallel).run(job)
+        _TIMES.append(time.perf_counter() - t0)
     if outcome.status == "KILLED" and outcome.run_id and spec.tracking.enabled:
         try:
             store = Store(spec.tracking)

@@ -18,6 +18,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import traceback
 from multiprocessing.connection import Connection
 from dataclasses import dataclass, field
@@ -194,6 +196,7 @@ class WorkerPool:
 
     def __init__(self, parallel_jobs: int = 1) -> None:
         self.workers: dict[tuple, Worker] = {}
+        self.scheduler: Scheduler | None = None  # a parallel sweep's slots and their workers
         # the cores this process may use: a SLURM job's allocation, not the whole node
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         self.env = {"HARNESS_THREADS": str(max(1, cores // max(1, parallel_jobs)))}
@@ -221,6 +224,8 @@ class WorkerPool:
 
     def discard(self) -> None:
         """End every worker now: the sweep stops before running anything."""
+        if self.scheduler is not None:
+            self.scheduler.discard()
         for worker in self.workers.values():
             worker.discard()
         self.workers.clear()
@@ -240,8 +245,15 @@ class WorkerPool:
             self.workers.pop(key, None)
         return outcome
 
+    def take(self, key: tuple, env: dict[str, str]) -> Worker:
+        """This key's idle worker (prewarmed, say), handed over to the caller, or a new one."""
+        worker = self.workers.pop(key, None)
+        return worker if worker is not None and worker.alive() else Worker(key, env)
+
     def interrupt(self, timeout: float = 15.0) -> None:
         """Forward an interrupt to every worker and give each time to end its run KILLED."""
+        if self.scheduler is not None:
+            self.scheduler.interrupt(timeout)
         for worker in self.workers.values():
             worker.interrupt()
         for worker in self.workers.values():
@@ -252,6 +264,125 @@ class WorkerPool:
         """At the end of the sweep: the workers are idle (every run ended and flushed), and
         a clean exit of an interpreter holding TensorFlow takes ~2 s, so they are ended."""
         self.discard()
+
+
+class Scheduler:
+    """A sweep's jobs, `slots` at a time, each slot a thread driving its own warm worker.
+
+    It runs ahead of Hydra's (in-process, sequential) launcher, which then collects each
+    job's outcome in order (harness.sweep.run_job). Imports are what a slot must not waste
+    (4-5 s per framework against 1-4 s per job), so a slot keeps its worker while jobs for
+    it remain; a slot that needs a worker takes the first job whose backend no other slot
+    holds (a mixed sweep imports each framework once), and starts a second worker of a
+    backend another slot holds only while at least MIN_JOBS_FOR_ANOTHER jobs of it remain.
+    """
+
+    MIN_JOBS_FOR_ANOTHER = 3
+
+    def __init__(self, pool: WorkerPool, slots: int) -> None:
+        self.pool, self.slots = pool, slots
+        self.pending: list[tuple[int, Job]] = []
+        self.outcomes: dict[int, Outcome] = {}
+        self.workers: list[Worker | None] = [None] * slots
+        self.cond = threading.Condition()
+        self.active = 0
+        self.stopped = False
+
+    def start(self, jobs: list[tuple[int, Job]]) -> None:
+        self.pending = list(jobs)
+        self.active = self.slots
+        for slot in range(self.slots):
+            threading.Thread(target=self._slot, args=(slot,), name=f"harness-slot-{slot}", daemon=True).start()
+
+    def outcome(self, index: int) -> Outcome | None:
+        """Job `index`'s outcome once it has one; None if no slot will run it (interrupted)."""
+        with self.cond:
+            while index not in self.outcomes and self.active > 0:
+                self.cond.wait(0.5)  # a timeout keeps Ctrl-C deliverable to this thread
+            return self.outcomes.pop(index, None)
+
+    @staticmethod
+    def _kind(job: Job) -> tuple:
+        return WorkerPool._key(job.spec, None)[:3]
+
+    def _pick(self, slot: int) -> tuple[int, Job] | None:
+        mine = self.workers[slot]
+        if mine is not None:
+            for item in self.pending:
+                if self._kind(item[1]) == mine.key[:3]:
+                    return item
+        held = {w.key[:3] for i, w in enumerate(self.workers) if w is not None and i != slot}
+        for item in self.pending:
+            if self._kind(item[1]) not in held:
+                return item
+        if self.pending:
+            kind = self._kind(self.pending[0][1])
+            if sum(self._kind(job) == kind for _, job in self.pending) >= self.MIN_JOBS_FOR_ANOTHER:
+                return self.pending[0]
+        return None
+
+    def _worker(self, slot: int, job: Job) -> Worker:
+        key = WorkerPool._key(job.spec, job.gpu)
+        worker = self.workers[slot]
+        if worker is None or worker.key != key or not worker.alive():
+            if worker is not None:
+                worker.discard()
+            env = self.pool.env if job.gpu is None else {**self.pool.env, "CUDA_VISIBLE_DEVICES": job.gpu}
+            worker = self.workers[slot] = self.pool.take(key, env)
+        return worker
+
+    def _slot(self, slot: int) -> None:
+        from harness import gpus
+
+        item = None
+        try:
+            while True:
+                with self.cond:
+                    item = None if self.stopped else self._pick(slot)
+                    if item is None:
+                        return
+                    self.pending.remove(item)
+                index, job = item
+                t0 = time.perf_counter()
+                with gpus.for_job(job.spec.train.device.value) as job.gpu:
+                    worker = self._worker(slot, job)
+                    outcome = worker.run(job)
+                outcome.extra["seconds"] = time.perf_counter() - t0
+                if not worker.alive() or outcome.status == "KILLED":
+                    worker.stop(timeout=1.0)
+                    self.workers[slot] = None
+                with self.cond:
+                    self.outcomes[index] = outcome
+                    self.cond.notify_all()
+                item = None
+        except BaseException as exc:  # no job may wait forever for a slot that is gone
+            if item is not None:
+                with self.cond:
+                    self.outcomes[item[0]] = Outcome("FAILED", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            with self.cond:
+                worker, self.workers[slot] = self.workers[slot], None
+                self.active -= 1
+                self.cond.notify_all()
+            if worker is not None:
+                worker.discard()  # idle: its slot has no job left
+
+    def interrupt(self, timeout: float) -> None:
+        """Ctrl-C: no new job starts; the running ones end KILLED."""
+        with self.cond:
+            self.stopped = True
+            running = [w for w in self.workers if w is not None]
+        for worker in running:
+            worker.interrupt()
+        for worker in running:
+            worker._wait(timeout)
+
+    def discard(self) -> None:
+        with self.cond:
+            self.stopped = True
+            workers, self.workers = [w for w in self.workers if w is not None], [None] * self.slots
+        for worker in workers:
+            worker.discard()
 
 
 _POOL: WorkerPool | None = None

@@ -141,14 +141,16 @@ def test_an_invalid_job_stops_the_sweep_before_anything_is_written(tmp_path):
     assert not store.exists()
 
 
-def _wait_for_running_job(store: str, experiment: str, proc: subprocess.Popen, timeout: float = 120):
+def _wait_for_running_job(
+    store: str, experiment: str, proc: subprocess.Popen, timeout: float = 120, jobs: int = 1
+):
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         try:
             client, runs = _runs(store, experiment)
             running = [r for r in runs if r.info.status == "RUNNING"]
-            if running and client.get_metric_history(running[0].info.run_id, "train/loss"):
+            if len(running) >= jobs and all(client.get_metric_history(r.info.run_id, "train/loss") for r in running):
                 return
         except Exception:  # store or experiment not created yet
             pass
@@ -156,15 +158,18 @@ def _wait_for_running_job(store: str, experiment: str, proc: subprocess.Popen, t
     raise AssertionError("no job started training in time")
 
 
-def _start_sweep(tmp_path: Path, store: str, experiment: str) -> subprocess.Popen:
+def _start_sweep(
+    tmp_path: Path, store: str, experiment: str, *args: str, jobs: tuple[str, ...] = ("backend=lightning", "seed=0,1")
+) -> subprocess.Popen:
     # the test polls the store while the sweep runs: create its schema first, as the sweep
     # itself does before its jobs start (two processes migrating one new file would clash)
     MlflowClient(tracking_uri=store).search_experiments()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.Popen(
         [
-            sys.executable, "-m", "harness", "backend=lightning", "seed=0,1", "train.epochs=400",
-            "tracking.flush_every_s=0.2", f"tracking.experiment={experiment}", f"tracking.uri={store}", "-m",
+            sys.executable, "-m", "harness", *jobs, "train.epochs=400",
+            "tracking.flush_every_s=0.2", f"tracking.experiment={experiment}", f"tracking.uri={store}", *args,
+            "-m",
         ],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
@@ -188,6 +193,23 @@ def test_interrupt_ends_the_run_and_the_parent_killed(tmp_path, how):
     assert [p.info.status for p in parents] == ["KILLED"]
 
 
+def test_interrupting_a_parallel_sweep_ends_every_running_job_killed(tmp_path):
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    # one Keras and one Lightning job: the two slots run them at the same time
+    proc = _start_sweep(
+        tmp_path, store, "interrupt_parallel", "+launcher=parallel", jobs=("backend=keras,lightning", "seed=0")
+    )
+    _wait_for_running_job(store, "interrupt_parallel", proc, jobs=2)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    _, jobs = _runs(store, "interrupt_parallel")
+    _, parents = _runs(store, "interrupt_parallel", role="sweep")
+    assert sorted(r.data.tags["backend"] for r in jobs) == ["keras", "lightning"]
+    assert [r.info.status for r in jobs] == ["KILLED", "KILLED"]
+    assert [p.info.status for p in parents] == ["KILLED"]
+
+
 @pytest.mark.slow
 def test_runs_left_running_by_a_killed_sweep_are_marked_killed_by_the_next(tmp_path):
     store = f"sqlite:///{tmp_path / 'store.db'}"
@@ -206,3 +228,38 @@ def test_runs_left_running_by_a_killed_sweep_are_marked_killed_by_the_next(tmp_p
     _, parents = _runs(store, "reap", role="sweep")
     assert sorted(r.info.status for r in jobs) == ["FINISHED", "KILLED"]
     assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+
+
+def _scheduled(kinds: list[str], held: list[str | None]) -> list[str | None]:
+    """What each slot picks next, in turn, given the jobs' backends and the slots' workers."""
+    from harness.workers import Job, Scheduler, WorkerPool
+
+    specs = {b: make_spec(f"backend={b}", "train.epochs=1") for b in set(kinds)}
+    scheduler = Scheduler(WorkerPool(len(held)), len(held))
+    scheduler.pending = [(i, Job(specs[b], [], None)) for i, b in enumerate(kinds)]
+
+    class Held:  # a slot's worker, as far as picking is concerned
+        def __init__(self, backend):
+            self.key = WorkerPool._key(specs.get(backend) or make_spec(f"backend={backend}"), None)
+
+    scheduler.workers = [Held(b) if b else None for b in held]
+    picks = []
+    for slot in range(len(held)):
+        item = scheduler._pick(slot)
+        if item is not None:
+            scheduler.pending.remove(item)
+            scheduler.workers[slot] = Held(item[1].spec.backend.name)
+        picks.append(item[1].spec.backend.name if item else None)
+    return picks
+
+
+def test_parallel_slots_import_each_framework_once_where_that_is_enough():
+    # a mixed sweep: the second slot takes the other framework, not a second copy of the first
+    assert _scheduled(["keras"] * 3 + ["lightning"] * 3, [None, None]) == ["keras", "lightning"]
+    # a slot keeps its framework while its jobs remain
+    assert _scheduled(["lightning", "keras", "keras"], ["keras", "lightning"]) == ["keras", "lightning"]
+    # a second worker of one framework (a 4-5 s import) only for enough jobs to pay for it
+    assert _scheduled(["keras"] * 2, [None, None]) == ["keras", None]
+    assert _scheduled(["keras"] * 4, [None, None]) == ["keras", "keras"]
+    # a slot whose framework has no jobs left switches once the others have work for two
+    assert _scheduled(["lightning"] * 4, ["keras", "lightning"]) == ["lightning", "lightning"]
