@@ -33,6 +33,8 @@ class EpochRecord:
     val_logits: np.ndarray | None = None
     # (kernel (in, out), bias) per layer after this epoch, only when inputs.record_weights
     weights: Weights | None = None
+    # the end-of-epoch evaluation on the training and validation sets (outputs, val loss)
+    eval_time_s: float = 0.0
 
 
 @dataclass

@@ -176,18 +176,20 @@ class _EpochCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         train_loss = float(logs["loss"])  # a host value: the epoch's steps have finished
         elapsed = time.perf_counter() - self.t0
-        val_loss, train_pred, val_pred, val_logits = self.evaluate()
+        val_loss, train_pred, val_pred, val_logits = (t.numpy() for t in self.evaluate())  # host values
+        eval_time = time.perf_counter() - self.t0 - elapsed
         record = EpochRecord(
             epoch=epoch + 1,
             train_loss=train_loss,
             val_loss=float(val_loss),
-            train_pred=train_pred.numpy(),
-            val_pred=val_pred.numpy(),
+            train_pred=train_pred,
+            val_pred=val_pred,
             epoch_time_s=elapsed,
             steps=self.steps,
             samples=len(self.inputs.data.x_train),
-            val_logits=val_logits.numpy(),
+            val_logits=val_logits,
             weights=_weights(self.model) if self.inputs.record_weights else None,
+            eval_time_s=eval_time,
         )
         if self.on_epoch(record) is False:
             self.model.stop_training = True

@@ -209,7 +209,8 @@ class System(L.LightningModule):
         losses = torch.stack(self.batch_losses).double()
         train_loss = float((losses * sizes).sum() / sizes.sum())
         elapsed = time.perf_counter() - self.t0
-        val_loss, train_pred, val_pred, val_logits = self.evaluate()
+        val_loss, train_pred, val_pred, val_logits = self.evaluate()  # host values
+        eval_time = time.perf_counter() - self.t0 - elapsed
         record = EpochRecord(
             epoch=self.current_epoch + 1,
             train_loss=train_loss,
@@ -221,6 +222,7 @@ class System(L.LightningModule):
             samples=len(self.inputs.data.x_train),
             val_logits=val_logits,
             weights=_weights(self.net) if self.inputs.record_weights else None,
+            eval_time_s=eval_time,
         )
         if self.on_epoch(record) is False:
             self.trainer.should_stop = True

@@ -277,6 +277,7 @@ class NumpyBackend:
                 loss_sum += batch_loss * len(idx)  # the epoch's loss, weighted by batch size
             elapsed = time.perf_counter() - t0
             val_loss, train_pred, val_pred, val_logits = evaluate()
+            eval_time = time.perf_counter() - t0 - elapsed
             record = EpochRecord(
                 epoch=epoch + 1,
                 train_loss=loss_sum / n,
@@ -288,6 +289,7 @@ class NumpyBackend:
                 samples=n,
                 val_logits=val_logits,
                 weights=_weights(net) if inputs.record_weights else None,
+                eval_time_s=eval_time,
             )
             if on_epoch(record) is False:
                 break

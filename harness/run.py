@@ -229,8 +229,11 @@ def run(
 
         def on_epoch(record) -> bool:
             nonlocal samples
+            t0 = time.perf_counter()
             metrics = _epoch_metrics(data.task, data, record)
             metrics.update(numerics.epoch_numerics(inputs, record))
+            # evaluation: the backend's forward passes and the metrics computed from them
+            metrics["time/eval_s"] = record.eval_time_s + time.perf_counter() - t0
             if check is not None:
                 metrics.update(check.compare(record))
             if not (math.isfinite(record.train_loss) and math.isfinite(record.val_loss)):

@@ -35,7 +35,7 @@ def test_course_binary_sweep_lands_in_mlflow(tmp_path):
         assert r.info.status == "FINISHED"
         history = client.get_metric_history(r.info.run_id, "train/loss")
         assert [m.step for m in history] == list(range(1, epochs + 1))
-        for key in ("val/loss", "train/accuracy", "val/accuracy", "time/epoch_s"):
+        for key in ("val/loss", "train/accuracy", "val/accuracy", "time/epoch_s", "time/eval_s"):
             assert len(client.get_metric_history(r.info.run_id, key)) == epochs, key
         for key in ("time/total_s", "time/first_epoch_s", "throughput/samples_per_s"):
             assert key in r.data.metrics, key
