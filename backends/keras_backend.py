@@ -253,9 +253,8 @@ class KerasBackend:
             verbose=0,
             callbacks=[_EpochCallback(inputs, evaluate, steps, on_epoch)],
         )
-        return History(
-            final_weights=_weights(model), model=_standalone(model), model_flavor="keras"
-        )
+        standalone = _standalone(model) if spec.tracking.log_model else None  # ~20 ms: only when logged
+        return History(final_weights=_weights(model), model=standalone, model_flavor="keras")
 
     @contextmanager
     def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:

@@ -64,8 +64,12 @@ def _try_lock(path: Path) -> int | None:
 
 
 @contextmanager
-def lease(gpus: list[str], where: Path, poll_s: float = 0.5, log: Callable[[str], None] | None = None) -> Iterator[str]:
-    """Hold one GPU of `gpus` (the one held last first, so the warm worker is reused)."""
+def lease(
+    gpus: list[str], where: Path, poll_s: float = 0.5, log: Callable[[str], None] | None = None,
+    prefer: str | None = None,
+) -> Iterator[str]:
+    """Hold one GPU of `gpus`: `prefer` (a parallel slot's last), else the one this process
+    held last, first, so that the warm worker bound to it is reused."""
     for folder in (where.parent, where):
         folder.mkdir(exist_ok=True)
         try:
@@ -73,7 +77,7 @@ def lease(gpus: list[str], where: Path, poll_s: float = 0.5, log: Callable[[str]
         except PermissionError:
             pass
     key = str(where)
-    order = sorted(gpus, key=lambda g: g != _LAST.get(key))
+    order = sorted(gpus, key=lambda g: g != (prefer or _LAST.get(key)))
     waited = False
     while True:
         for gpu in order:
@@ -95,13 +99,15 @@ def lease(gpus: list[str], where: Path, poll_s: float = 0.5, log: Callable[[str]
 
 
 @contextmanager
-def for_job(device: str, log: Callable[[str], None] | None = None) -> Iterator[str | None]:
+def for_job(
+    device: str, log: Callable[[str], None] | None = None, prefer: str | None = None
+) -> Iterator[str | None]:
     """The GPU a sweep job runs on, held while it runs; None: leave CUDA_VISIBLE_DEVICES as is
     (a CPU job, or at most one GPU to choose from)."""
     gpus = visible_gpus() if device != "cpu" else []
     if len(gpus) <= 1:
         yield None
         return
-    with lease(gpus, lock_dir(), log=log) as gpu:
+    with lease(gpus, lock_dir(), log=log, prefer=prefer) as gpu:
         yield gpu
 

@@ -348,7 +348,8 @@ class Scheduler:
                     self.pending.remove(item)
                 index, job = item
                 t0 = time.perf_counter()
-                with gpus.for_job(job.spec.train.device.value) as job.gpu:
+                held = self.workers[slot]
+                with gpus.for_job(job.spec.train.device.value, prefer=held.key[3] if held else None) as job.gpu:
                     worker = self._worker(slot, job)
                     outcome = worker.run(job)
                 outcome.extra["seconds"] = time.perf_counter() - t0

@@ -65,6 +65,15 @@ def test_a_process_gets_back_the_gpu_it_had_so_its_warm_worker_is_reused(tmp_pat
         assert again == mine
 
 
+def test_parallel_slots_each_get_back_their_own_gpu(tmp_path):
+    # two slots of one process: each prefers the GPU its warm worker is bound to
+    with gpus.lease(["0", "1", "2"], tmp_path, prefer="2") as a, gpus.lease(["0", "1", "2"], tmp_path, prefer="1") as b:
+        assert (a, b) == ("2", "1")
+    with gpus.lease(["0", "1", "2"], tmp_path, prefer="2") as a:
+        with gpus.lease(["0", "1", "2"], tmp_path, prefer="2") as busy:  # taken: another one
+            assert a == "2" and busy != "2"
+
+
 def test_a_gpu_leased_by_another_process_is_not_given_out(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", (
