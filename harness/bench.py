@@ -373,21 +373,26 @@ def measure_sweep(jobs: int, epochs: int) -> list[dict]:
 
 
 def measure_course_sweep() -> list[dict]:
-    """The `course` experiment (96 runs, default budgets), sequential: its overhead share."""
-    with tempfile.TemporaryDirectory() as tmp:
-        uri = f"sqlite:///{tmp}/course.db"
-        cmd = [sys.executable, "-m", "harness", "+experiment=course", "tracking.experiment=bench",
-               f"tracking.uri={uri}", "-m"]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env={**os.environ, "HARNESS_QUIET": "1"})
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(f"course sweep failed:\n{proc.stderr[-3000:]}")
-        training = _sweep_training_seconds(uri)
-    return [{
-        "group": "sweep", "variant": "course (sequential)", "jobs": 96, "epochs": 100,
-        "wall_s": wall, "training_s": training, "overhead_share": 1 - training / wall,
-    }]
+    """The `course` experiment (96 runs, default budgets), sequential (its overhead share) and
+    with the parallel preset (its speed-up over a sweep long enough to amortise start-up)."""
+    rows = []
+    for launcher in ([], ["+launcher=parallel"]):
+        with tempfile.TemporaryDirectory() as tmp:
+            uri = f"sqlite:///{tmp}/course.db"
+            cmd = [sys.executable, "-m", "harness", "+experiment=course", "tracking.experiment=bench",
+                   f"tracking.uri={uri}", *launcher, "-m"]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env={**os.environ, "HARNESS_QUIET": "1"})
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise RuntimeError(f"course sweep failed:\n{proc.stderr[-3000:]}")
+            training = _sweep_training_seconds(uri)
+        rows.append({
+            "group": "sweep", "variant": "course (parallel, 2 workers)" if launcher else "course (sequential)",
+            "jobs": 96, "epochs": 100, "wall_s": wall, "training_s": training,
+            "overhead_share": None if launcher else 1 - training / wall,
+        })
+    return rows
 
 
 def _sweep_training_seconds(uri: str) -> float:
@@ -456,7 +461,11 @@ def ratios(rows: list[dict]) -> list[tuple[str, float, str]]:
             out.append((f"tracking share measured inside the run, {r['variant']}", r["tracking_share_measured_inside"], "<= 0.03"))
     sweeps = {r["variant"]: r for r in rows if r["group"] == "sweep"}
     if "course (sequential)" in sweeps:
-        out.append(("sweep overhead share, course sweep (96 jobs)", sweeps["course (sequential)"]["overhead_share"], "<= 0.25"))
+        course = sweeps["course (sequential)"]
+        out.append(("sweep overhead share, course sweep (96 jobs)", course["overhead_share"], "<= 0.25"))
+        if "course (parallel, 2 workers)" in sweeps:
+            par = sweeps["course (parallel, 2 workers)"]
+            out.append(("course sweep speed-up, 2 parallel workers vs 1", course["wall_s"] / par["wall_s"], ">= 1.6"))
     if "sequential" in sweeps:
         seq, par = sweeps["sequential"], sweeps["parallel (2 workers)"]
         out.append((f"sweep overhead share, sequential ({seq['jobs']} jobs)", seq["overhead_share"], "<= 0.25"))
@@ -491,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=12, help="epochs per variant and repeat")
     parser.add_argument("--sweep-jobs", type=int, default=16, help="jobs in the sweep comparison (0: skip)")
     parser.add_argument("--sweep-epochs", type=int, default=100)
-    parser.add_argument("--course", action="store_true", help="also time the 96-run course sweep (~6 min)")
+    parser.add_argument("--course", action="store_true", help="also time the 96-run course sweep, sequential and parallel (~6 min)")
     parser.add_argument("--out", default="results/benchmarks")
     parser.add_argument("--label", default="cpu-2core")
     parser.add_argument("--group", choices=[*GROUPS, "tracking"], help=argparse.SUPPRESS)

@@ -13,6 +13,7 @@ left RUNNING is ended KILLED by the supervisor here.
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import signal
 import socket
@@ -68,9 +69,8 @@ def _serve(conn, backend: str | None = None) -> None:
         try:
             get_backend(backend)  # its framework's import, once, before the first job
             # and MLflow's client and SQL store (~1.5 s), which the first run would import
-            import mlflow.entities  # noqa: F401
-            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-            import mlflow.tracking  # noqa: F401
+            for module in ("mlflow.entities", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store"):
+                importlib.import_module(module)
         except Exception:
             pass  # the first job raises it again, and records it as that run's failure
     _settle()
