@@ -346,53 +346,41 @@ def measure_tracking(repeats: int, epochs: int) -> list[dict]:
     return rows
 
 
-def measure_sweep(jobs: int, epochs: int) -> list[dict]:
-    """A real CLI sweep, sequential and with the parallel preset, each into a fresh store."""
+def _timed_sweep(args: list[str], variant: str, jobs: int, epochs: int) -> list[dict]:
+    """A real CLI sweep, sequential and with the parallel preset, each into a fresh store:
+    wall time, time in epochs, and (sequential) the share of wall time that is overhead."""
     rows = []
-    seeds = ",".join(str(s) for s in range(jobs // 2))
     for launcher in ([], ["+launcher=parallel"]):
         with tempfile.TemporaryDirectory() as tmp:
             uri = f"sqlite:///{tmp}/sweep.db"
-            cmd = [
-                sys.executable, "-m", "harness", "backend=keras,lightning", f"seed={seeds}",
-                "data=digits", "model.hidden_activation=relu", f"train.epochs={epochs}",
-                "tracking.experiment=bench", f"tracking.uri={uri}", *launcher, "-m",
-            ]
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-            wall = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise RuntimeError(f"sweep failed:\n{proc.stderr[-3000:]}")
-            training = _sweep_training_seconds(uri)
-        rows.append({
-            "group": "sweep", "variant": "parallel (2 workers)" if launcher else "sequential",
-            "jobs": jobs, "epochs": epochs, "wall_s": wall, "training_s": training,
-            "overhead_share": 1 - training / wall if not launcher else None,
-        })
-    return rows
-
-
-def measure_course_sweep() -> list[dict]:
-    """The `course` experiment (96 runs, default budgets), sequential (its overhead share) and
-    with the parallel preset (its speed-up over a sweep long enough to amortise start-up)."""
-    rows = []
-    for launcher in ([], ["+launcher=parallel"]):
-        with tempfile.TemporaryDirectory() as tmp:
-            uri = f"sqlite:///{tmp}/course.db"
-            cmd = [sys.executable, "-m", "harness", "+experiment=course", "tracking.experiment=bench",
+            cmd = [sys.executable, "-m", "harness", *args, "tracking.experiment=bench",
                    f"tracking.uri={uri}", *launcher, "-m"]
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env={**os.environ, "HARNESS_QUIET": "1"})
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
-                raise RuntimeError(f"course sweep failed:\n{proc.stderr[-3000:]}")
+                raise RuntimeError(f"{variant} sweep failed:\n{proc.stderr[-3000:]}")
             training = _sweep_training_seconds(uri)
         rows.append({
-            "group": "sweep", "variant": "course (parallel, 2 workers)" if launcher else "course (sequential)",
-            "jobs": 96, "epochs": 100, "wall_s": wall, "training_s": training,
+            "group": "sweep", "variant": f"{variant}parallel (2 workers)" if launcher else f"{variant}sequential",
+            "jobs": jobs, "epochs": epochs, "wall_s": wall, "training_s": training,
             "overhead_share": None if launcher else 1 - training / wall,
         })
     return rows
+
+
+def measure_sweep(jobs: int, epochs: int) -> list[dict]:
+    """A mixed sweep of `jobs` runs: half Keras, half Lightning."""
+    seeds = ",".join(str(s) for s in range(jobs // 2))
+    args = ["backend=keras,lightning", f"seed={seeds}", "data=digits", "model.hidden_activation=relu",
+            f"train.epochs={epochs}"]
+    return _timed_sweep(args, "", jobs, epochs)
+
+
+def measure_course_sweep() -> list[dict]:
+    """The `course` experiment (96 runs, default budgets): its overhead share, and the
+    parallel speed-up over a sweep long enough to amortise start-up."""
+    return _timed_sweep(["+experiment=course"], "course ", 96, 100)
 
 
 def _sweep_training_seconds(uri: str) -> float:
@@ -460,11 +448,11 @@ def ratios(rows: list[dict]) -> list[tuple[str, float, str]]:
             out.append((f"tracking share of run wall time, {r['variant']} (on vs off)", share, "<= 0.03"))
             out.append((f"tracking share measured inside the run, {r['variant']}", r["tracking_share_measured_inside"], "<= 0.03"))
     sweeps = {r["variant"]: r for r in rows if r["group"] == "sweep"}
-    if "course (sequential)" in sweeps:
-        course = sweeps["course (sequential)"]
+    if "course sequential" in sweeps:
+        course = sweeps["course sequential"]
         out.append(("sweep overhead share, course sweep (96 jobs)", course["overhead_share"], "<= 0.25"))
-        if "course (parallel, 2 workers)" in sweeps:
-            par = sweeps["course (parallel, 2 workers)"]
+        if "course parallel (2 workers)" in sweeps:
+            par = sweeps["course parallel (2 workers)"]
             out.append(("course sweep speed-up, 2 parallel workers vs 1", course["wall_s"] / par["wall_s"], ">= 1.6"))
     if "sequential" in sweeps:
         seq, par = sweeps["sequential"], sweeps["parallel (2 workers)"]
