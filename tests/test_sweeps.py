@@ -159,7 +159,8 @@ def _wait_for_running_job(
 
 
 def _start_sweep(
-    tmp_path: Path, store: str, experiment: str, *args: str, jobs: tuple[str, ...] = ("backend=lightning", "seed=0,1")
+    tmp_path: Path, store: str, experiment: str, *args: str, jobs: tuple[str, ...] = ("backend=lightning", "seed=0,1"),
+    epochs: int = 400,
 ) -> subprocess.Popen:
     # the test polls the store while the sweep runs: create its schema first, as the sweep
     # itself does before its jobs start (two processes migrating one new file would clash)
@@ -167,7 +168,7 @@ def _start_sweep(
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.Popen(
         [
-            sys.executable, "-m", "harness", *jobs, "train.epochs=400",
+            sys.executable, "-m", "harness", *jobs, f"train.epochs={epochs}",
             "tracking.flush_every_s=0.2", f"tracking.experiment={experiment}", f"tracking.uri={store}", *args,
             "-m",
         ],
@@ -196,8 +197,10 @@ def test_interrupt_ends_the_run_and_the_parent_killed(tmp_path, how):
 def test_interrupting_a_parallel_sweep_ends_every_running_job_killed(tmp_path):
     store = f"sqlite:///{tmp_path / 'store.db'}"
     # one Keras and one Lightning job: the two slots run them at the same time
+    # long enough that neither ends before the other has started (they are killed early)
     proc = _start_sweep(
-        tmp_path, store, "interrupt_parallel", "+launcher=parallel", jobs=("backend=keras,lightning", "seed=0")
+        tmp_path, store, "interrupt_parallel", "+launcher=parallel", jobs=("backend=keras,lightning", "seed=0"),
+        epochs=20000,
     )
     _wait_for_running_job(store, "interrupt_parallel", proc, jobs=2)
     proc.send_signal(signal.SIGTERM)
