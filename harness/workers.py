@@ -241,18 +241,21 @@ class WorkerPool:
             # a worker keeps its GPU busy (CUDA context) while idle: one GPU per backend here
             for other in [k for k in self.workers if k[:3] == key[:3] and k[3] != job.gpu]:
                 self.workers.pop(other).stop()
-            env = self.env if job.gpu is None else {**self.env, "CUDA_VISIBLE_DEVICES": job.gpu}
-            worker = self.workers[key] = Worker(key, env)
+            worker = self.workers[key] = Worker(key, self._env(job.gpu))
         outcome = worker.run(job)
         if not worker.alive() or outcome.status == "KILLED":
             worker.stop(timeout=1.0)
             self.workers.pop(key, None)
         return outcome
 
-    def take(self, key: tuple, env: dict[str, str]) -> Worker:
+    def _env(self, gpu: str | None) -> dict[str, str]:
+        """A worker's environment: its share of the cores, and its GPU if it leased one."""
+        return self.env if gpu is None else {**self.env, "CUDA_VISIBLE_DEVICES": gpu}
+
+    def take(self, key: tuple) -> Worker:
         """This key's idle worker (prewarmed, say), handed over to the caller, or a new one."""
         worker = self.workers.pop(key, None)
-        return worker if worker is not None and worker.alive() else Worker(key, env)
+        return worker if worker is not None and worker.alive() else Worker(key, self._env(key[3]))
 
     def interrupt(self, timeout: float = 15.0) -> None:
         """Forward an interrupt to every worker and give each time to end its run KILLED."""
@@ -331,8 +334,7 @@ class Scheduler:
         if worker is None or worker.key != key or not worker.alive():
             if worker is not None:
                 worker.discard()
-            env = self.pool.env if job.gpu is None else {**self.pool.env, "CUDA_VISIBLE_DEVICES": job.gpu}
-            worker = self.workers[slot] = self.pool.take(key, env)
+            worker = self.workers[slot] = self.pool.take(key)
         return worker
 
     def _slot(self, slot: int) -> None:
