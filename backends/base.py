@@ -10,9 +10,9 @@ from typing import Any, Callable, ContextManager, Iterator, Protocol
 
 import numpy as np
 
-from harness.config import Activation, Config, Task
-from harness.data import Dataset
-from harness.init import Weights
+from harness.core.config import Activation, Config, Task
+from harness.core.data import Dataset
+from harness.core.init import Weights
 
 
 @dataclass

@@ -21,9 +21,9 @@ from backends.base import (
     quiet_native_stderr,
     thread_count,
 )
-from harness.config import Activation, Device, OptimizerName, Task
-from harness.data import batch_indices
-from harness.init import Weights
+from harness.core.config import Activation, Device, OptimizerName, Task
+from harness.core.data import batch_indices
+from harness.core.init import Weights
 
 # Keras reads KERAS_BACKEND at import; keep TensorFlow's C++ banners out of the user's way.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")

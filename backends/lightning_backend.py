@@ -23,9 +23,9 @@ from backends.base import (
     probabilities_after_model,
     thread_count,
 )
-from harness.config import Activation, Device, OptimizerName, Task
-from harness.data import batch_indices
-from harness.init import Weights
+from harness.core.config import Activation, Device, OptimizerName, Task
+from harness.core.data import batch_indices
+from harness.core.init import Weights
 
 import torch  # noqa: E402
 import lightning as L  # noqa: E402

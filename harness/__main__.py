@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from harness.config import ConfigError, register_configs, to_spec
+from harness.core.config import ConfigError, register_configs, to_spec
 
 register_configs()
 
@@ -18,10 +18,10 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     if HydraConfig.get().mode is RunMode.MULTIRUN:
-        from harness.sweep import run_job
+        from harness.sweep.callback import run_job
 
         return run_job(cfg)  # in a warm worker; never raises for a failed job
-    from harness.run import run
+    from harness.run.train import run
 
     try:
         spec = to_spec(cfg)
@@ -37,7 +37,7 @@ def _sigterm(signum, frame):
 
 
 def cli() -> None:
-    from harness import sweep
+    from harness.sweep import callback as sweep
 
     # Ctrl-C and SIGTERM end the current run and the sweep KILLED. SIGINT is set explicitly:
     # a process started in the background by a non-interactive shell inherits it ignored.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from harness.config import Config, register_configs, to_spec
+from harness.core.config import Config, register_configs, to_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from harness.run import run
+from harness.run.train import run
 from tests.conftest import make_spec
 
 BACKENDS = ["keras", "lightning"]
@@ -30,7 +30,7 @@ def test_a_backend_never_imports_the_other_framework(backend, forbidden, tmp_pat
     code = (
         "import sys\n"
         "from tests.conftest import make_spec\n"
-        "from harness.run import run\n"
+        "from harness.run.train import run\n"
         f"run(make_spec('backend={backend}', 'train.epochs=1', 'tracking.enabled=false'))\n"
         f"assert {forbidden!r} not in sys.modules, 'imported {forbidden}'\n"
         "print('ok')\n"

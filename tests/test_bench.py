@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from harness.bench import _steady, harness_variant, ratios
+from harness.tools.bench import _steady, harness_variant, ratios
 
 TABLE = Path(__file__).resolve().parents[1] / "results" / "benchmarks" / "cpu-2core"
 

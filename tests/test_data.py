@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
-from harness.config import ConfigError, DataConfig, Task
-from harness.data import BUILTIN_TASKS, LOADERS, batch_indices, load
+from harness.core.config import ConfigError, DataConfig, Task
+from harness.core.data import BUILTIN_TASKS, LOADERS, batch_indices, load
 
 
 def test_every_builtin_dataset_has_a_conf_file_and_a_loader():
@@ -55,7 +55,7 @@ def test_pixels_are_scaled_to_unit_range_and_tabular_sets_standardised():
 
 
 def test_roasting_is_the_lessons_band():
-    from harness.data import roasting_raw
+    from harness.core.data import roasting_raw
 
     x, y = roasting_raw()
     assert x.shape == (200, 2) and y.shape == (200, 1)

@@ -11,8 +11,8 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness import gpus
-from harness.workers import Job, WorkerPool
+from harness.sweep import gpus
+from harness.sweep.workers import Job, WorkerPool
 from tests.conftest import ROOT, make_spec
 
 

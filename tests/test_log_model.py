@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from scipy.special import expit
 
-from harness.run import prepare, run
+from harness.run.train import prepare, run
 from tests.conftest import make_spec
 
 EXPERIMENT = "log_model"
@@ -27,7 +27,7 @@ def _final_weights_predict(spec, x: np.ndarray) -> np.ndarray:
     in NumPy: the lesson's sigmoid network, layer by layer."""
     from backends import get_backend
     from backends.base import TrainInputs
-    from harness.init import initial_weights, layer_sizes
+    from harness.core.init import initial_weights, layer_sizes
 
     data, out = prepare(spec)
     sizes = layer_sizes(data.n_features, list(spec.model.hidden), data.n_outputs)

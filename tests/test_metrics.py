@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from harness.config import Task
-from harness.metrics import task_metrics
+from harness.core.config import Task
+from harness.core.metrics import task_metrics
 
 
 def test_binary_accuracy_thresholds_probabilities_at_one_half():

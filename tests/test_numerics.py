@@ -1,4 +1,4 @@
-"""Softmax vs logits, measured (harness.numerics): the exact loss, the clipped share, and the
+"""Softmax vs logits, measured (harness.run.numerics): the exact loss, the clipped share, and the
 stress setting under which the probability form loses accuracy in every backend."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from harness.config import Task
-from harness.numerics import clipped_fraction, exact_loss
-from harness.run import run
+from harness.core.config import Task
+from harness.run.numerics import clipped_fraction, exact_loss
+from harness.run.train import run
 from tests.conftest import make_spec
 
 # Large logits: ReLU hidden layers (positively homogeneous) and inputs scaled x300.

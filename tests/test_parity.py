@@ -17,12 +17,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from backends import numpy_backend as nb
-from harness import parity
-from harness.config import Activation, DType, OptimizerName, Task
-from harness.run import run
+from harness.run import parity
+from harness.core.config import Activation, DType, OptimizerName, Task
+from harness.run.train import run
 from tests.conftest import make_spec
 
-# The bar, written out here so that loosening harness.parity cannot loosen the test.
+# The bar, written out here so that loosening harness.run.parity cannot loosen the test.
 LOSS_RTOL = {OptimizerName.gd: 1e-5, OptimizerName.adam: 1e-3}
 FRAMEWORKS = ("keras", "lightning")
 EPOCHS = 100
@@ -205,8 +205,8 @@ def test_numpy_backprop_matches_finite_differences(task, from_logits, hidden):
 def test_numpy_keeps_float32_float32():
     spec = make_spec("backend=numpy", "train.epochs=2", "tracking.enabled=false", "optimizer=adam")
     from backends.base import TrainInputs
-    from harness.init import initial_weights, layer_sizes
-    from harness.run import prepare
+    from harness.core.init import initial_weights, layer_sizes
+    from harness.run.train import prepare
 
     data, out = prepare(spec)
     weights = initial_weights(layer_sizes(data.n_features, [25, 15], 1), 0, spec.model.init)

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from harness.progress import BAR, LINES, OFF, EpochProgress, resolve_mode
+from harness.sweep.progress import BAR, LINES, OFF, EpochProgress, resolve_mode
 
 
 class Clock:

@@ -1,5 +1,5 @@
 """Reports: statistics against hand-computed values, synthetic sweeps written to a real SQLite
-MLflow store (the structure harness.sweep and harness.run write), byte-identical regeneration,
+MLflow store (the structure harness.sweep.callback and harness.run.train write), byte-identical regeneration,
 clear errors, and one real sweep-then-report through both CLIs."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import pytest
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from harness import report, stats
+from harness import report
+
+from harness.report import stats
 from tests.conftest import cli
 
 T975_DF3 = 3.182446305284263  # t table: 97.5% quantile, 3 degrees of freedom
@@ -123,11 +125,11 @@ def base_params(experiment: str, seed: int, backend: str) -> dict[str, str]:
 
 
 class Fab:
-    """Writes runs as harness.sweep / harness.run do: parent with sweep.json, nested jobs."""
+    """Writes runs as harness.sweep.callback / harness.run.train do: parent with sweep.json, nested jobs."""
 
     def __init__(self, uri: str) -> None:
         self.client = MlflowClient(tracking_uri=uri)
-        # artifacts beside the store, as harness.tracking does (MLflow's default is ./mlruns)
+        # artifacts beside the store, as harness.store.tracking does (MLflow's default is ./mlruns)
         self.artifacts = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
 
     def experiment(self, name: str) -> str:

@@ -27,7 +27,7 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from harness.tracking import TrackingUnavailable, redact, tracked_run
+from harness.store.tracking import TrackingUnavailable, redact, tracked_run
 from tests.conftest import ROOT, cli, make_spec
 
 EPOCHS = 3
@@ -314,7 +314,7 @@ def test_parallel_sweep_on_a_postgres_backed_server_arrives_whole_and_secret_fre
 
     report = ROOT / "harness" / "report.py"
     if not (report.exists() and "--tracking-uri" in report.read_text()):
-        pytest.skip("harness.report --tracking-uri does not exist yet: the report assertion could not run")
+        pytest.skip("harness.report.cli --tracking-uri does not exist yet: the report assertion could not run")
     out = tmp_path / "reports"
     proc = subprocess.run(
         [sys.executable, "-m", "harness.report", experiment, "--tracking-uri", url, "--out", str(out)],

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness.run import run
-from harness.tracking import RunFailed
+from harness.run.train import run
+from harness.store.tracking import RunFailed
 from tests.conftest import cli, make_spec
 
 ROLE = "tags.`harness.role`"
@@ -235,7 +235,7 @@ def test_runs_left_running_by_a_killed_sweep_are_marked_killed_by_the_next(tmp_p
 
 def _scheduled(kinds: list[str], held: list[str | None]) -> list[str | None]:
     """What each slot picks next, in turn, given the jobs' backends and the slots' workers."""
-    from harness.workers import Job, Scheduler, WorkerPool
+    from harness.sweep.workers import Job, Scheduler, WorkerPool
 
     specs = {b: make_spec(f"backend={b}", "train.epochs=1") for b in set(kinds)}
     scheduler = Scheduler(WorkerPool(len(held)), len(held))

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness.config import ConfigError, Task, output_activation, validate
-from harness.run import prepare, run
+from harness.core.config import ConfigError, Task, output_activation, validate
+from harness.run.train import prepare, run
 from tests.conftest import cli, make_spec
 
 

@@ -1,4 +1,4 @@
-"""Vectorization (harness.vectorization): the lesson's loop over neurons computes what the
+"""Vectorization (harness.run.vectorization): the lesson's loop over neurons computes what the
 matrix form and the frameworks compute, and runs are timed and tracked like any other."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from backends.numpy_backend import MLP
-from harness.config import Activation
-from harness.run import run
-from harness.vectorization import dense, loop_forward, time_call
+from harness.core.config import Activation
+from harness.run.train import run
+from harness.run.vectorization import dense, loop_forward, time_call
 from tests.conftest import cli, make_spec
 
 METRICS = (

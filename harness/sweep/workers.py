@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.config import Config, ConfigError
+from harness.core.config import Config, ConfigError
 
 
 @dataclass
@@ -35,9 +35,9 @@ class Job:
     overrides: list[str]
     parent_run_id: str | None
     label: str = ""  # e.g. "[3/12]" for progress lines
-    progress: str = "auto"  # harness.progress mode: auto (bar on a terminal), lines, off
+    progress: str = "auto"  # harness.sweep.progress mode: auto (bar on a terminal), lines, off
     sweep_after_s: float | None = None  # estimated time of the jobs after this one
-    gpu: str | None = None  # CUDA_VISIBLE_DEVICES for its worker (harness.gpus); None: inherited
+    gpu: str | None = None  # CUDA_VISIBLE_DEVICES for its worker (harness.sweep.gpus); None: inherited
 
 
 @dataclass
@@ -60,8 +60,8 @@ def _serve(conn, backend: str | None = None) -> None:
     """Worker loop: run jobs until told to stop or the supervisor goes away."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    from harness.progress import EpochProgress
-    from harness.run import run
+    from harness.sweep.progress import EpochProgress
+    from harness.run.train import run
 
     if backend is not None:
         from backends import get_backend
@@ -125,7 +125,7 @@ def _settle() -> None:
 
 
 class Worker:
-    """A fresh interpreter (`python -m harness.workers FD`) talking over a socket pair.
+    """A fresh interpreter (`python -m harness.sweep.workers FD`) talking over a socket pair.
 
     A plain subprocess rather than multiprocessing: it works the same under any launcher
     (joblib's loky processes cannot spawn multiprocessing children) and inherits nothing.
@@ -134,7 +134,7 @@ class Worker:
     def __init__(self, key: tuple, env: dict[str, str] | None = None) -> None:
         parent_sock, child_sock = socket.socketpair()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "harness.workers", str(child_sock.fileno()), str(key[0])],
+            [sys.executable, "-m", "harness.sweep.workers", str(child_sock.fileno()), str(key[0])],
             pass_fds=(child_sock.fileno(),),
             env={**os.environ, **(env or {})},
         )
@@ -212,7 +212,7 @@ class WorkerPool:
     def prewarm(self, spec: Config) -> None:
         """Start now the worker this job will need, so that its import overlaps other work."""
         if spec.train.device.value != "cpu":
-            from harness import gpus
+            from harness.sweep import gpus
 
             if len(gpus.visible_gpus()) > 1:
                 return  # the job's GPU (part of its worker's key) is leased when it starts
@@ -338,7 +338,7 @@ class Scheduler:
         return worker
 
     def _slot(self, slot: int) -> None:
-        from harness import gpus
+        from harness.sweep import gpus
 
         item = None
         try:
@@ -407,6 +407,6 @@ def pool(parallel_jobs: int = 1) -> WorkerPool:
 
 if __name__ == "__main__":
     # import by module name so pickled Outcome/Job classes are harness.workers.*, not __main__.*
-    from harness.workers import _serve as serve
+    from harness.sweep.workers import _serve as serve
 
     serve(Connection(int(sys.argv[1])), sys.argv[2] if len(sys.argv) > 2 else None)

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import config as C
-from harness import data as D
-from harness import numerics, parity, vectorization
-from harness.init import initial_weights, layer_sizes
-from harness.metrics import task_metrics
-from harness.tracking import RunFailed, tracked_run
+from harness.core import config as C
+from harness.core import data as D
+from harness.run import numerics
+from harness.run import parity
+from harness.run import vectorization
+from harness.core.init import initial_weights, layer_sizes
+from harness.core.metrics import task_metrics
+from harness.store.tracking import RunFailed, tracked_run
 
 # Fields that do not change what is computed: excluded from the config hash.
 NON_RESULT_FIELDS = ("tracking", "question", "parallel")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import ConfigError, DataConfig, Task
+from harness.core.config import ConfigError, DataConfig, Task
 
 
 @dataclass

@@ -5,10 +5,10 @@ RUN_ID`) and writes `results/<experiment>/`: `report.md`, the figures `loss.png`
 `accuracy.png`, `summary.csv` (final metrics, deterministic) and `timing.csv` (measured
 times). The same files are attached to the sweep's parent run under `report/`.
 
-What is compared is derived from the sweep (harness.report_runs): the factors are the
+What is compared is derived from the sweep (harness.report.load): the factors are the
 parameters that vary apart from the seed and the backend; a factor that changes the task is
 a condition; the first other factor (or `--compare KEY`) is compared level by level with its
-first level, within each condition and backend, paired by seed (harness.stats). Figures:
+first level, within each condition and backend, paired by seed (harness.report.stats). Figures:
 harness.report_figures.
 
 Same store in, same bytes out: the report has no timestamp of its own, stable ordering and
@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import stats
-from harness.report_figures import figure
-from harness.report_runs import (
+from harness.report import stats
+from harness.report.figures import figure
+from harness.report.load import (
     LESSON,
     SCORE_NAME,
     Design,
@@ -559,7 +559,7 @@ def agreement_section(jobs: list[Job], d: Design) -> list[str]:
 
 
 def parity_sentence(jobs: list[Job]) -> str:
-    from harness.parity import overall_verdict
+    from harness.run.parity import overall_verdict
 
     tags = [j.tags.get("parity_verdict") for j in jobs]
     checked = sum(t in ("pass", "fail") for t in tags)
@@ -609,7 +609,7 @@ def parity_section(jobs: list[Job], d: Design) -> list[str]:
         parity_sentence(jobs),
         "",
         (
-            "The verdict of `harness.parity` (tag `parity_verdict`): each framework run retrained the "
+            "The verdict of `harness.run.parity` (tag `parity_verdict`): each framework run retrained the "
             "NumPy reference on the same weights and batches; worst differences over all epochs."
         ),
         "",
@@ -645,7 +645,7 @@ def numerics_section(jobs: list[Job], d: Design) -> list[str]:
         "",
         (
             "Final epoch, validation set: |loss the backend computed − exact float64 loss from the same "
-            "logits| and the share of probabilities at the clipping bounds (see `harness.numerics`)."
+            "logits| and the share of probabilities at the clipping bounds (see `harness.run.numerics`)."
         ),
         "",
         table(
@@ -916,7 +916,7 @@ def generate(
     for name, blob in files.items():
         (folder / name).write_bytes(blob)
     if attach:
-        from harness.tracking import attach_dir
+        from harness.store.tracking import attach_dir
 
         with tempfile.TemporaryDirectory() as tmp:  # exactly these files, not others in folder
             for name, blob in files.items():

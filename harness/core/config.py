@@ -51,7 +51,7 @@ class InitScheme(str, Enum):
 
 class Mode(str, Enum):
     train = "train"
-    # time forward propagation instead of training (harness.vectorization)
+    # time forward propagation instead of training (harness.run.vectorization)
     vectorization = "vectorization"
 
 
@@ -106,7 +106,7 @@ class TrainConfig:
     allow_tf32: bool = False
     # intra-op threads; None: Keras all cores (its share in parallel sweeps), torch 1
     threads: Optional[int] = None
-    # also train the NumPy reference in-process and log parity/* against it (harness.parity)
+    # also train the NumPy reference in-process and log parity/* against it (harness.run.parity)
     parity: bool = False
 
 

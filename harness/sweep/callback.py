@@ -6,7 +6,7 @@ the jobs exactly as Hydra's basic sweeper will, validates every one of them befo
 is written, initialises the store once, ends runs that a killed process left RUNNING,
 decides which jobs a resumed sweep skips, and opens the parent run. Each job (in whatever
 process the launcher runs it) reads that plan from the sweep directory, runs in a warm
-worker (harness.workers) and leaves an outcome file; `on_multirun_end` sums them up.
+worker (harness.sweep.workers) and leaves an outcome file; `on_multirun_end` sums them up.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, Callable
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from harness.config import Config, ConfigError, to_spec
+from harness.core.config import Config, ConfigError, to_spec
 
 PLAN_FILE = "harness_sweep.json"
 OUTCOME_FILE = "harness_outcome.json"
@@ -80,7 +80,7 @@ def plan(config: DictConfig, on_valid: Callable[[Config], None] | None = None) -
 
     on_valid(spec) sees each valid job's spec as soon as it is planned.
     """
-    from harness.run import config_hash, prepare, run_name
+    from harness.run.train import config_hash, prepare, run_name
 
     jobs, invalid = [], []
     _COMPOSED.clear()
@@ -130,9 +130,9 @@ class SweepCallback(Callback):
             raise SystemExit(1) from None
 
     def _start(self, config: DictConfig) -> None:
-        from harness.run import git_commit
-        from harness.tracking import Store, dashboard_command, redact
-        from harness.workers import Job, Scheduler, pool
+        from harness.run.train import git_commit
+        from harness.store.tracking import Store, dashboard_command, redact
+        from harness.sweep.workers import Job, Scheduler, pool
 
         # resolved first: its ${now:...} is cached in the config, and each job's config,
         # composed by the plan, copies that cache (so all of them name the same directory)
@@ -195,7 +195,7 @@ class SweepCallback(Callback):
                 ])
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from harness.tracking import Store, redact
+        from harness.store.tracking import Store, redact
 
         if STATE.parent_run_id is None:
             return
@@ -235,7 +235,7 @@ class SweepCallback(Callback):
 
 
 def _discard_workers() -> None:
-    from harness.workers import pool
+    from harness.sweep.workers import pool
 
     pool().discard()
 
@@ -277,7 +277,7 @@ def _reuse_planned_configs() -> None:
 
 def _parity_tags(store, run_ids: list[str]) -> dict[str, str]:
     """The sweep's parity verdict from its jobs' (skipped ones included), where they have one."""
-    from harness.parity import overall_verdict
+    from harness.run.parity import overall_verdict
 
     verdict = overall_verdict(store.tag_values(run_ids, "parity_verdict")) if run_ids else None
     if verdict is not None:
@@ -299,11 +299,11 @@ def run_job(cfg: DictConfig) -> float:
 
     from hydra.core.hydra_config import HydraConfig
 
-    from harness import gpus
-    from harness.progress import duration
-    from harness.run import config_hash
-    from harness.tracking import Store, redact
-    from harness.workers import Job, pool
+    from harness.sweep import gpus
+    from harness.sweep.progress import duration
+    from harness.run.train import config_hash
+    from harness.store.tracking import Store, redact
+    from harness.sweep.workers import Job, pool
 
     hc = HydraConfig.get()
     plan_path = Path(hc.sweep.dir) / PLAN_FILE
@@ -367,8 +367,8 @@ def run_job(cfg: DictConfig) -> float:
 
 def abort(reason: str) -> None:
     """Ctrl-C or SIGTERM in the launching process: end the running job and the parent KILLED."""
-    from harness.tracking import Store
-    from harness.workers import pool
+    from harness.store.tracking import Store
+    from harness.sweep.workers import pool
 
     pool().interrupt()
     if STATE.parent_run_id is None:
@@ -388,7 +388,7 @@ def abort(reason: str) -> None:
 def close_parent_if_open() -> None:
     if STATE.parent_run_id is None:
         return
-    from harness.tracking import Store
+    from harness.store.tracking import Store
 
     parent, STATE.parent_run_id = STATE.parent_run_id, None
     try:

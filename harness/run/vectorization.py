@@ -27,8 +27,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness import config as C
-from harness.init import Weights, initial_weights, layer_sizes
+from harness.core import config as C
+from harness.core.init import Weights, initial_weights, layer_sizes
 
 IMPLEMENTATION = {"numpy": "matmul", "keras": "keras", "lightning": "lightning"}
 
@@ -97,7 +97,7 @@ def prepare(spec: C.Config):
     """(inputs, batch, backend, what the backend recorded), the backend set up."""
     from backends import get_backend
     from backends.base import TrainInputs
-    from harness.run import prepare as prepare_data
+    from harness.run.train import prepare as prepare_data
 
     data, out_act = prepare_data(spec)
     sizes = layer_sizes(data.n_features, list(spec.model.hidden), data.n_outputs)
@@ -137,8 +137,8 @@ def run(
     on_started: Callable[[str, str], None] | None = None,
 ):
     """One vectorization run, tracked like a training run; returns a harness.run.RunResult."""
-    from harness.run import RunResult, _to_yaml, config_hash, flatten, provenance_tags
-    from harness.tracking import tracked_run
+    from harness.run.train import RunResult, _to_yaml, config_hash, flatten, provenance_tags
+    from harness.store.tracking import tracked_run
 
     t_start = time.perf_counter()
     name, chash = run_name(spec), config_hash(spec)

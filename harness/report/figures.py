@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import stats
-from harness.report_runs import (
+from harness.report import stats
+from harness.report.load import (
     SCORE,
     SCORE_NAME,
     Design,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.config import Task
+from harness.core.config import Task
 
 
 def task_metrics(task: Task, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:

@@ -1,5 +1,5 @@
 """The runs of one sweep, read from MLflow, and the design they form: factors and levels,
-what is compared, the settings held fixed. Used by harness.report (the only MLflow reader
+what is compared, the settings held fixed. Used by harness.report.cli (the only MLflow reader
 for reporting); writes nothing.
 
 A sweep's jobs are the ones its parent run planned (`sweep.json`): for each planned config
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import TrackingConfig
+from harness.core.config import TrackingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS_DIR = ROOT / "conf" / "experiment"
@@ -101,7 +101,7 @@ class Sweep:
 
 
 def default_uri() -> str:
-    from harness.tracking import resolve_uri
+    from harness.store.tracking import resolve_uri
 
     return resolve_uri(TrackingConfig())
 

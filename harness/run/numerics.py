@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from backends.base import EpochRecord, TrainInputs
-from harness.config import Task
+from harness.core.config import Task
 
 
 def exact_loss(task: Task, y: np.ndarray, logits: np.ndarray) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.config import InitScheme
+from harness.core.config import InitScheme
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 

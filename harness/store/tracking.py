@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from harness.config import TrackingConfig
+from harness.core.config import TrackingConfig
 
 DEFAULT_STORE = Path("results") / "mlflow.db"
 ARTIFACT_ROOT = Path("results") / "mlartifacts"
@@ -52,7 +52,7 @@ def resolve_uri(cfg: TrackingConfig) -> str:
 
 
 def dashboard_command(uri: str) -> str:
-    """The command that opens the MLflow UI on this store (harness.dashboard, on 127.0.0.1)."""
+    """The command that opens the MLflow UI on this store (harness.tools.dashboard, on 127.0.0.1)."""
     if uri.startswith(("http://", "https://")):
         return f"open {redact(uri)} in a browser"
     if uri == resolve_uri(TrackingConfig()):  # what the dashboard finds by itself, here
@@ -305,7 +305,7 @@ def tracked_run(
     client = _client(uri)
     exp_id = _retry(lambda: _experiment_id(client, cfg.experiment, uri))
     all_tags = {**process_tags(), ROLE_TAG: "job", **tags}
-    if os.environ.get("CUDA_VISIBLE_DEVICES"):  # the GPU(s) this run was given (harness.gpus)
+    if os.environ.get("CUDA_VISIBLE_DEVICES"):  # the GPU(s) this run was given (harness.sweep.gpus)
         all_tags[GPU_TAG] = os.environ["CUDA_VISIBLE_DEVICES"]
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id

@@ -1,0 +1,86 @@
+"""`python -m harness.experiments`: the experiments, the question each answers, what it sweeps.
+
+Read from conf/experiment/*.yaml (their `question:` and `hydra.sweeper.params`), so the list
+is never out of date. `--markdown` prints the same as a table (the README's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "conf" / "experiment"
+
+
+@dataclass
+class Experiment:
+    name: str
+    question: str
+    sweeps: dict[str, str]  # sweeper param -> its values as written, e.g. "keras,lightning"
+    runs: int
+
+    @property
+    def command(self) -> str:
+        return f"python -m harness +experiment={self.name} -m"
+
+
+def count_runs(sweeps: dict[str, str]) -> int:
+    """How many jobs Hydra's basic sweeper makes of these params (ranges, lists and all)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not sweeps:
+        return 1
+    overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in sweeps.items()])
+    return len(BasicSweeper.split_arguments(overrides, None)[0])
+
+
+def load(path: Path) -> Experiment:
+    cfg = OmegaConf.load(path)
+    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+    sweeps = {str(k): str(v) for k, v in params.items()}
+    return Experiment(path.stem, str(cfg.get("question") or "").strip(), sweeps, count_runs(sweeps))
+
+
+def all_experiments(folder: Path = EXPERIMENTS) -> list[Experiment]:
+    return [load(p) for p in sorted(folder.glob("*.yaml"))]
+
+
+def as_text(experiments: list[Experiment]) -> str:
+    lines = [
+        "Experiments (run one: python -m harness +experiment=NAME -m;"
+        " see the results: python -m harness.dashboard)",
+        "",
+    ]
+    for e in experiments:
+        lines.append(f"{e.name}  ({e.runs} runs)")
+        lines.append(f"    {e.question}")
+        lines.append("    sweeps " + "  ".join(f"{k}={v}" for k, v in e.sweeps.items()))
+    return "\n".join(lines)
+
+
+def as_markdown(experiments: list[Experiment]) -> str:
+    rows = ["| experiment | question | sweeps | runs |", "|---|---|---|---|"]
+    for e in experiments:
+        sweeps = ", ".join(f"`{k}`" for k in e.sweeps)
+        rows.append(f"| `{e.name}` | {e.question} | {sweeps} | {e.runs} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.experiments", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    args = parser.parse_args(argv)
+    experiments = all_experiments()
+    print(as_markdown(experiments) if args.markdown else as_text(experiments))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
