@@ -25,7 +25,7 @@ from types import SimpleNamespace
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness import dashboard
+from harness.tools import dashboard
 from harness.store.tracking import PARENT_TAG, ROLE_TAG
 from tests.conftest import ROOT, cli
 

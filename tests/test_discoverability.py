@@ -6,7 +6,7 @@ import math
 
 from omegaconf import OmegaConf
 
-from harness import experiments
+from harness.tools import experiments
 from tests.conftest import CONF, cli
 
 

@@ -16,7 +16,7 @@ import pytest
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from harness import report
+from harness.report import cli as report
 
 from harness.report import stats
 from tests.conftest import cli

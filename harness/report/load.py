@@ -30,8 +30,7 @@ import numpy as np
 
 from harness.core.config import TrackingConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS_DIR = ROOT / "conf" / "experiment"
+from harness.core.paths import EXPERIMENTS_DIR, PROJECT_ROOT as ROOT
 LESSON = ["course_binary", "activations", "softmax_vs_logits", "optimizers", "tasks"]
 
 # Parameters that are not factors: where runs are logged, the text of the question, the

@@ -92,7 +92,7 @@ def run_name(spec: C.Config, task: C.Task, out: C.Activation) -> str:
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
     """HEAD (with -dirty), once per process: two git calls per run add up over a sweep."""
-    root = Path(__file__).resolve().parents[1]
+    from harness.core.paths import PROJECT_ROOT as root
     try:
         sha = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5

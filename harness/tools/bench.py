@@ -53,7 +53,7 @@ def _harness_spec(backend: str, batch: int | None, epochs: int, tracking_uri: st
     from harness.core.config import register_configs, to_spec
 
     register_configs()
-    conf = Path(__file__).resolve().parents[1] / "conf"
+    from harness.core.paths import CONF_DIR as conf
     overrides = [
         # the logits form, as every other variant here: linear output, from_logits loss
         f"backend={backend}", "data=digits", "model.hidden_activation=relu", "model.from_logits=true",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "conf" / "experiment"
+from harness.core.paths import EXPERIMENTS_DIR as EXPERIMENTS
 
 
 @dataclass
