@@ -211,6 +211,8 @@ def sign_flip_p(d: Sequence[float], *, seed: int = 0, n_resamples: int = RESAMPL
     n = len(x)
     if n == 0:
         return math.nan
+    if n == 1:  # SciPy wants two; both signs of one difference: p = 2 * 1/2
+        return 1.0
     exact = n <= EXACT_MAX_N
     res = stats.permutation_test(
         (x,),

@@ -15,7 +15,10 @@ applies this rule at level alpha:
 3. Else `equivalent` when the Holm-adjusted TOST p < alpha: the (1 - 2 alpha) interval of
    the effect lies inside (-delta, +delta).
 4. Else `unresolved`, with the seeds a paired t-test needs for 80% power at the observed
-   effect size d_z (at the unadjusted alpha).
+   effect size d_z = mean(d) / sd(d), at level alpha / m (m comparisons with a defined
+   t-test in the family): Holm's strictest step, so that many seeds suffice for this
+   comparison whatever the rest of the family shows. `seeds_needed` is filled in for every
+   verdict; the text states it for unresolved ones.
 
 Margins: an absolute margin is delta itself; a relative one is a fraction of |mean(b)|, the
 reference arm's mean (so "losses within 5%" means |mean(a - b)| < 0.05 |mean(b)|).
@@ -127,7 +130,7 @@ class Verdict:
     p_tost: float  # TOST against the margin, raw
     margin: float  # the absolute half-width delta of the equivalence margin
     prob_improvement: float  # P(A beats B) paired by seed, in the metric's direction
-    seeds_needed: int | None  # for 80% power at the observed d_z; SEEDS_CAP + 1 = "more"
+    seeds_needed: int | None  # 80% power at the observed d_z, level alpha/m; SEEDS_CAP + 1: more
     label: str  # one of LABELS
     margin_spec: Margin = field(default_factory=lambda: Margin(0.0))
     higher_is_better: bool = True
@@ -281,6 +284,7 @@ def decide(family: list[Comparison], alpha: float = stats.ALPHA, *, seed: int = 
     p_adj = stats.holm([r.p_t for r in raws])
     p_perm_adj = stats.holm([r.p_perm for r in raws])
     p_tost_adj = stats.holm([r.tost.p for r in raws])
+    m = max(1, int(np.isfinite(p_adj).sum()))
     out = []
     for i, (c, r) in enumerate(zip(family, raws, strict=True)):
         n = len(r.d)
@@ -303,7 +307,7 @@ def decide(family: list[Comparison], alpha: float = stats.ALPHA, *, seed: int = 
                 prob_improvement=stats.prob_improvement(
                     c.a, c.b, higher_is_better=r.higher_is_better
                 ),
-                seeds_needed=stats.seeds_needed(r.d, alpha),
+                seeds_needed=stats.seeds_needed(r.d, alpha / m),
                 label=_label(r, p_adj[i], p_perm_adj[i], p_tost_adj[i], alpha),
                 margin_spec=r.margin,
                 higher_is_better=r.higher_is_better,
