@@ -154,7 +154,7 @@ class Verdict:
         [0.004, 0.014], Holm p = 0.003 (10 seeds)'."""
         evidence = (
             f"{_num(self.effect, sign=True)} [{_num(self.ci_low)}, {_num(self.ci_high)}], "
-            f"Holm p = {_p(self.p_adj)} ({self.n} seeds)"
+            f"Holm p {_p(self.p_adj)} ({_seeds(self.n)})"
         )
         a, b, m = self.a_label, self.b_label, self.metric
         if self.label in ("better", "worse"):
@@ -167,7 +167,7 @@ class Verdict:
                 f"{a} equivalent to {b} on {m} within {self.margin_text}: "
                 f"{_num(self.effect, sign=True)}, {100 * (1 - 2 * self.alpha):g}% interval "
                 f"[{_num(self.tost_low)}, {_num(self.tost_high)}], "
-                f"Holm TOST p = {_p(self.p_tost_adj)} ({self.n} seeds)"
+                f"Holm TOST p {_p(self.p_tost_adj)} ({_seeds(self.n)})"
             )
         return f"{a} vs {b} on {m} unresolved ({self.unresolved_reason}): {evidence}"
 
@@ -175,14 +175,14 @@ class Verdict:
     def unresolved_reason(self) -> str:
         """Why an unresolved verdict is open, and what would settle it."""
         if self.n < 2:
-            return f"{self.n} seed: no test is defined"
+            return f"{_seeds(self.n)}: no test is defined"
         if (
             self.p_adj < self.alpha
             and self.ci_low * self.ci_high > 0
             and self.perm_can_reach
             and not self.p_perm_adj < self.alpha
         ):
-            return f"the exact sign-flip test does not confirm: Holm p = {_p(self.p_perm_adj)}"
+            return f"the exact sign-flip test does not confirm: Holm p {_p(self.p_perm_adj)}"
         if self.seeds_needed is None:
             return f"no effect observed, and not shown within {self.margin_text}"
         if self.seeds_needed > stats.SEEDS_CAP:
@@ -213,6 +213,10 @@ def min_seeds_to_reach(alpha: float = stats.ALPHA) -> int:
     return n
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def _num(x: float, sign: bool = False) -> str:
     if not math.isfinite(x):
         return "n/a"
@@ -220,9 +224,10 @@ def _num(x: float, sign: bool = False) -> str:
 
 
 def _p(p: float) -> str:
+    """'= 0.003', or '< 0.001'."""
     if not math.isfinite(p):
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+        return "= n/a"
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 @dataclass(frozen=True)
