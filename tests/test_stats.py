@@ -46,6 +46,9 @@ def test_smallest_attainable_p_and_reach():
     assert not stats.can_reach(3) and not stats.can_reach(5)
     assert stats.can_reach(6)  # 2/64 = 0.031 < 0.05
     assert not stats.can_reach(6, alpha=0.01) and stats.can_reach(8, alpha=0.01)
+    # after Holm over m comparisons the floor is m * 2 / 2^n: 10 seeds carry 25, not 26
+    assert stats.can_reach(10, 0.05, m=25) and not stats.can_reach(10, 0.05, m=26)
+    assert not stats.can_reach(6, 0.05, m=2)  # 2 * 2/64 = 0.0625
 
 
 # --- paired t-test, constant differences -----------------------------------------------------

@@ -79,6 +79,24 @@ def test_three_seeds_flag_a_permutation_test_that_cannot_reach_alpha():
     assert verdicts.perm_note(10) is None and verdicts.min_seeds_to_reach(0.05) == 6
 
 
+def test_the_permutation_floor_counts_the_family():
+    # two strong 6-seed effects: one alone can reach 0.05 (2/64), two after Holm cannot
+    a, b = RELU[:6], SIGMOID[:6]
+    assert one(Comparison("val/accuracy", "ReLU", "sigmoid", a, b)).perm_can_reach
+    pair = decide(
+        [
+            Comparison("val/accuracy", "ReLU", "sigmoid", a, b),
+            Comparison("val/accuracy", "ReLU", "tanh", a, b - 0.005),
+        ]
+    )
+    assert [v.perm_can_reach for v in pair] == [False, False]
+    assert [v.p_perm_adj for v in pair] == pytest.approx([0.0625, 0.0625])  # the floor
+    assert [v.label for v in pair] == ["better", "better"]  # the t-test decides, not the floor
+    note = verdicts.perm_note(6, m=2)
+    assert note is not None and "2 x 2/2^6 = 0.0312 after Holm over 2" in note
+    assert "at least 7 seeds" in note
+
+
 def test_holm_over_the_family_can_turn_better_into_unresolved():
     d = np.array([0.04, 0.12, -0.05, 0.09, 0.06, 0.11, -0.06, 0.08, 0.03, 0.10])  # raw p = 0.029
     b = np.full(SEEDS, 0.5)

@@ -8,7 +8,7 @@ differences d = a - b:
 - `sign_flip_p`: the paired permutation test: every sign pattern of d, statistic mean(d),
   two-sided; exact (all 2^n patterns) up to n = EXACT_MAX_N. Its smallest attainable p is
   2 / 2^n (`smallest_sign_flip_p`), so at n = 3 it is 0.25 and it cannot reach 0.05 below
-  n = 6 (`can_reach`).
+  n = 6 (`can_reach`; after Holm over m comparisons, not below m * 2 / 2^n).
 - `bootstrap_ci`: a seeded BCa bootstrap interval of mean(d) (percentile where BCa is undefined).
 - `prob_improvement`: P(A beats B), rliable's definition (ties count 1/2), paired by seed.
 - `holm`: Holm's step-down adjustment over a family (statsmodels).
@@ -197,9 +197,10 @@ def smallest_sign_flip_p(n: int) -> float:
     return min(1.0, 2.0 / 2.0**n)
 
 
-def can_reach(n: int, alpha: float = ALPHA) -> bool:
-    """Whether the exact sign-flip test at n pairs can give p < alpha at all."""
-    return smallest_sign_flip_p(n) < alpha
+def can_reach(n: int, alpha: float = ALPHA, m: int = 1) -> bool:
+    """Whether the exact sign-flip test at n pairs can give p < alpha at all; with m > 1,
+    whether its Holm-adjusted p over a family of m can (at best m * 2 / 2^n)."""
+    return m * smallest_sign_flip_p(n) < alpha
 
 
 def sign_flip_p(d: Sequence[float], *, seed: int = 0, n_resamples: int = RESAMPLES) -> float:

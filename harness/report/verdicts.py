@@ -8,10 +8,12 @@ applies this rule at level alpha:
    Holm-adjusted over every comparison in the family (`p_adj`). The sign-flip permutation
    p-values and the TOST p-values are Holm-adjusted over the same family, each on its own.
 2. `better` / `worse` when p_adj < alpha, the bootstrap interval of the effect excludes 0,
-   and, where the exact sign-flip test can reach alpha at this n (2 / 2^n < alpha, so from
-   n = 6 at 0.05), its Holm-adjusted p is < alpha too. Where it cannot reach alpha, it is
-   not used, and the verdict says so (`perm_can_reach`). Better or worse follows the
-   metric's direction (`higher_is_better`).
+   and, where the exact sign-flip test can reach alpha after Holm (m * 2 / 2^n < alpha for m
+   comparisons with a sign-flip p in the family: from n = 6 for one comparison at 0.05,
+   n = 10 for up to 25), its Holm-adjusted p is < alpha too. Where it cannot reach alpha,
+   its floor, not the data, would decide, so it is not used, and the verdict says so
+   (`perm_can_reach`; `perm_note` is the sentence for a report). Better or worse follows
+   the metric's direction (`higher_is_better`).
 3. Else `equivalent` when the Holm-adjusted TOST p < alpha: the (1 - 2 alpha) interval of
    the effect lies inside (-delta, +delta).
 4. Else `unresolved`, with the seeds a paired t-test needs for 80% power at the observed
@@ -137,7 +139,7 @@ class Verdict:
     alpha: float = stats.ALPHA
     p_perm_adj: float = math.nan  # p_perm, Holm-adjusted over the family
     p_tost_adj: float = math.nan  # p_tost, Holm-adjusted over the family
-    perm_can_reach: bool = False  # the sign-flip test can give p < alpha at this n
+    perm_can_reach: bool = False  # its Holm-adjusted p can fall below alpha at this n and m
     tost_low: float = math.nan  # the (1 - 2 alpha) t interval TOST compares with the margin
     tost_high: float = math.nan
 
@@ -194,21 +196,25 @@ def _mean(x: Sequence[float]) -> float:
     return float(np.mean(np.asarray(x, dtype=np.float64))) if len(x) else math.nan
 
 
-def perm_note(n: int, alpha: float = stats.ALPHA) -> str | None:
-    """The one sentence a report states when the sign-flip test cannot reach alpha at n."""
-    if stats.can_reach(n, alpha):
+def perm_note(n: int, alpha: float = stats.ALPHA, m: int = 1) -> str | None:
+    """The one sentence a report states when the sign-flip test cannot reach alpha at n
+    seeds, after Holm over m comparisons; None when it can."""
+    if stats.can_reach(n, alpha, m):
         return None
+    floor = f"2/2^{n} = {stats.smallest_sign_flip_p(n):.3g}"
+    if m > 1:
+        floor = f"{m} x {floor} after Holm over {m} comparisons"
     return (
         f"With {n} seeds the exact sign-flip test cannot give p < {alpha:g} (its smallest "
-        f"two-sided p is 2/2^{n} = {stats.smallest_sign_flip_p(n):.3g}), so it is not used as "
-        f"evidence; it needs at least {min_seeds_to_reach(alpha)} seeds."
+        f"p is {floor}), so it is not used as evidence; it needs at least "
+        f"{min_seeds_to_reach(alpha, m)} seeds."
     )
 
 
-def min_seeds_to_reach(alpha: float = stats.ALPHA) -> int:
-    """The fewest pairs at which the exact sign-flip test can give p < alpha."""
+def min_seeds_to_reach(alpha: float = stats.ALPHA, m: int = 1) -> int:
+    """The fewest pairs at which the exact sign-flip test can give p < alpha after Holm over m."""
     n = 1
-    while not stats.can_reach(n, alpha):
+    while not stats.can_reach(n, alpha, m):
         n += 1
     return n
 
@@ -262,12 +268,14 @@ def _raw(c: Comparison, alpha: float, seed: int) -> _Raw:
     )
 
 
-def _label(r: _Raw, p_adj: float, p_perm_adj: float, p_tost_adj: float, alpha: float) -> str:
+def _label(
+    r: _Raw, p_adj: float, p_perm_adj: float, p_tost_adj: float, alpha: float, m_perm: int
+) -> str:
     lo, hi = r.ci
     significant = (
         p_adj < alpha
         and (lo > 0 or hi < 0)
-        and (not stats.can_reach(len(r.d), alpha) or p_perm_adj < alpha)
+        and (not stats.can_reach(len(r.d), alpha, m_perm) or p_perm_adj < alpha)
     )
     if significant:
         a_larger = float(np.mean(r.d)) > 0
@@ -290,6 +298,7 @@ def decide(family: list[Comparison], alpha: float = stats.ALPHA, *, seed: int = 
     p_perm_adj = stats.holm([r.p_perm for r in raws])
     p_tost_adj = stats.holm([r.tost.p for r in raws])
     m = max(1, int(np.isfinite(p_adj).sum()))
+    m_perm = max(1, int(np.isfinite(p_perm_adj).sum()))
     out = []
     for i, (c, r) in enumerate(zip(family, raws, strict=True)):
         n = len(r.d)
@@ -313,13 +322,13 @@ def decide(family: list[Comparison], alpha: float = stats.ALPHA, *, seed: int = 
                     c.a, c.b, higher_is_better=r.higher_is_better
                 ),
                 seeds_needed=stats.seeds_needed(r.d, alpha / m),
-                label=_label(r, p_adj[i], p_perm_adj[i], p_tost_adj[i], alpha),
+                label=_label(r, p_adj[i], p_perm_adj[i], p_tost_adj[i], alpha, m_perm),
                 margin_spec=r.margin,
                 higher_is_better=r.higher_is_better,
                 alpha=alpha,
                 p_perm_adj=float(p_perm_adj[i]),
                 p_tost_adj=float(p_tost_adj[i]),
-                perm_can_reach=stats.can_reach(n, alpha),
+                perm_can_reach=stats.can_reach(n, alpha, m_perm),
                 tost_low=r.tost.lo,
                 tost_high=r.tost.hi,
             )
