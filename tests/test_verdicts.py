@@ -23,7 +23,7 @@ def one(c: Comparison, **kw) -> Verdict:
 
 def test_planted_effect_reads_better_and_swapped_reads_worse():
     v = one(Comparison("val/accuracy", "ReLU", "sigmoid", RELU, SIGMOID))
-    assert v.label == "better"
+    assert v.label == v.summary == "better"
     assert v.n == SEEDS and v.effect == pytest.approx(np.mean(RELU - SIGMOID))
     assert v.ci_low > 0 and v.p_adj < 0.05 and v.p_perm < 0.05 and v.perm_can_reach
     assert v.prob_improvement == 1.0  # ReLU wins on every seed
@@ -42,6 +42,7 @@ def test_identical_arms_read_equivalent():
     assert (v.effect, v.ci_low, v.ci_high, v.p_tost) == (0.0, 0.0, 0.0, 0.0)
     assert v.p_t == 1.0 and v.seeds_needed is None and v.prob_improvement == 0.5
     assert "Keras equivalent to Lightning on val/accuracy within ±0.01" in v.text
+    assert v.summary == "equivalent within ±0.01"
 
 
 def test_backend_agreement_is_an_equivalence_within_a_relative_margin():
@@ -121,6 +122,7 @@ def test_unresolved_states_the_seeds_needed():
     assert v.seeds_needed == stats.seeds_needed(stats.differences(a, b))
     assert v.seeds_needed > 3
     assert f"A vs B on val/accuracy unresolved (about {v.seeds_needed} seeds needed)" in v.text
+    assert v.summary == f"unresolved (about {v.seeds_needed} seeds needed)"
 
 
 def test_significant_but_tiny_effect_says_it_is_within_the_margin():

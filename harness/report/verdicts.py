@@ -151,6 +151,16 @@ class Verdict:
         return f"±{_num(self.margin)}"
 
     @property
+    def summary(self) -> str:
+        """The verdict in a table cell or tag: 'better', 'worse', 'equivalent within ±0.01',
+        'unresolved (about 23 seeds needed)'."""
+        if self.label == "equivalent":
+            return f"equivalent within {self.margin_text}"
+        if self.label == "unresolved":
+            return f"unresolved ({self.unresolved_reason})"
+        return self.label
+
+    @property
     def text(self) -> str:
         """The verdict in words, e.g. 'ReLU better than sigmoid on val/accuracy: +0.009
         [0.004, 0.014], Holm p = 0.003 (10 seeds)'."""
