@@ -26,6 +26,8 @@ from harness.store import (
 from tests.conftest import cli, make_spec
 from tests.test_layers import MODULES
 
+IMPORTERS = ("import_module", "__import__")
+
 
 def mlflow_imports(source: str) -> list[str]:
     """The MLflow modules a source file imports: import statements and import_module("...")."""
@@ -37,7 +39,7 @@ def mlflow_imports(source: str) -> list[str]:
             found.append(node.module or "")
         elif (  # importlib.import_module("mlflow.x") or __import__("mlflow")
             isinstance(node, ast.Call)
-            and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__")
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) in IMPORTERS
             and node.args
             and isinstance(node.args[0], ast.Constant)
             and isinstance(node.args[0].value, str)
@@ -70,10 +72,13 @@ def test_the_owner_check_catches_a_planted_import(source):
 
 
 def test_the_owner_check_ignores_names_that_only_mention_mlflow():
-    assert mlflow_imports("import mlflowish\nfrom harness.store import client_for\nx = 'mlflow'") == []
+    source = "import mlflowish\nfrom harness.store import client_for\nx = 'mlflow'"
+    assert mlflow_imports(source) == []
 
 
-def _runs(store: str, count: int, experiment: str = "paging") -> tuple[MlflowClient, str, list[str]]:
+def _runs(
+    store: str, count: int, experiment: str = "paging"
+) -> tuple[MlflowClient, str, list[str]]:
     """Given `count` FINISHED job runs (each with its config hash) in a fresh experiment."""
     client = client_for(store)
     exp_id = experiment_id(client, experiment, store)
@@ -123,7 +128,8 @@ def test_reader_answers_none_for_what_is_not_there(store):
         ("postgresql://user:s3cr3t@db:5432/mlflow", "postgresql://***@db:5432/mlflow"),
         ("tracking.uri=http://bob@host:5000", "tracking.uri=http://***@host:5000"),
         (r"tracking.uri=http\://bob\:s3cr3t@host\:5000", r"tracking.uri=http\://***@host\:5000"),
-        ('{"uri": "http\\\\://bob\\\\:pw@h"}', '{"uri": "http\\\\://***@h"}'),  # JSON of Hydra's form
+        # Hydra's escaped form inside JSON
+        ('{"uri": "http\\\\://bob\\\\:pw@h"}', '{"uri": "http\\\\://***@h"}'),
         ("a=https://u:p@one b=mysql+pymysql://v:q@two", "a=https://***@one b=mysql+pymysql://***@two"),
         ("sqlite:////tmp/x/mlflow.db", "sqlite:////tmp/x/mlflow.db"),  # nothing to hide
         ("http://127.0.0.1:5000/#/experiments/1", "http://127.0.0.1:5000/#/experiments/1"),
@@ -146,7 +152,8 @@ def test_a_sweeps_parent_run_stores_no_credential(store):
     sweeps.end_sweep(parent, "FINISHED", {"planned": 1}, {"sweep_failures.txt": uri})
     run = MlflowClient(tracking_uri=store).get_run(parent)
     written = [*run.data.tags.values(), *run.data.params.values()]
-    written += [Reader(store).artifact_text(parent, p) for p in ("multirun.yaml", "sweep_failures.txt")]
+    texts = ("multirun.yaml", "sweep_failures.txt")
+    written += [Reader(store).artifact_text(parent, path) for path in texts]
     assert all(secret not in text for text in written)
     assert "postgresql://***@127.0.0.1:5432/mlflow" in run.data.params["sweep.params.tracking.uri"]
     assert where_logged(make_spec(f"tracking.uri={uri}").tracking, parent).count(secret) == 0

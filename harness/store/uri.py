@@ -50,7 +50,7 @@ def store_exists(uri: str) -> bool:
 
 
 def dashboard_command(uri: str) -> str:
-    """The command that opens the MLflow UI on this store (harness.tools.dashboard, on 127.0.0.1)."""
+    """The command that opens the MLflow UI on this store (harness.tools.dashboard)."""
     if is_server(uri):
         return f"open {redact(uri)} in a browser"
     if uri == resolve_uri(TrackingConfig()):  # what the dashboard finds by itself, here
