@@ -22,13 +22,23 @@ def main(cfg: DictConfig) -> float:
 
         return run_job(cfg)  # in a warm worker; never raises for a failed job
     from harness.run.train import run
+    from harness.store import where_logged
 
+    started: list[str] = []
     try:
         spec = to_spec(cfg)
-        result = run(spec, overrides=list(HydraConfig.get().overrides.task))
+        result = run(
+            spec,
+            overrides=list(HydraConfig.get().overrides.task),
+            on_started=lambda run_id, _name: started.append(run_id),
+        )
     except ConfigError as exc:
         print(f"harness: invalid configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        if started:  # also for a run that failed: where its error and traceback are
+            for line in where_logged(spec.tracking, started[0]).splitlines():
+                print(f"[harness] {line}", file=sys.stderr)
     return result.objective
 
 

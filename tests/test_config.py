@@ -6,7 +6,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from harness.core.config import Activation, Config, ConfigError, OptimizerName
-from harness.store.tracking import resolve_uri
+from harness.store import resolve_uri
 from tests.conftest import cli, make_spec
 
 
@@ -67,7 +67,7 @@ def test_unknown_backend_fails_at_once_naming_choices(tmp_path):
 def test_credentials_in_a_tracking_uri_are_never_written(store):
     from mlflow.tracking import MlflowClient
 
-    from harness.store.tracking import redact, tracked_run
+    from harness.store import redact, tracked_run
 
     secret_uri = "postgresql://harness:s3cr3t@127.0.0.1:5432/mlflow"
     assert redact(f"tracking.uri={secret_uri}") == "tracking.uri=postgresql://***@127.0.0.1:5432/mlflow"

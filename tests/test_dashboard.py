@@ -26,7 +26,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness.tools import dashboard
-from harness.store.tracking import PARENT_TAG, ROLE_TAG
+from harness.store import PARENT_TAG, ROLE_TAG
 from tests.conftest import ROOT, cli
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

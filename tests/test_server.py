@@ -27,7 +27,7 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from harness.store.tracking import TrackingUnavailable, redact, tracked_run
+from harness.store import TrackingUnavailable, redact, tracked_run
 from tests.conftest import ROOT, cli, make_spec
 
 EPOCHS = 3

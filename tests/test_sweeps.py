@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness.run.train import run
-from harness.store.tracking import RunFailed
+from harness.store import RunFailed
 from tests.conftest import cli, make_spec
 
 ROLE = "tags.`harness.role`"
@@ -96,8 +96,8 @@ def test_runs_are_deterministic_and_do_not_leak_between_jobs(tmp_path):
     proc = cli("backend=lightning,keras", "seed=1", *common, f"tracking.uri={alone}", "-m", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    client_m, runs_m = _runs(mixed, "default")
-    client_a, runs_a = _runs(alone, "default")
+    client_m, runs_m = _runs(mixed, "harness")
+    client_a, runs_a = _runs(alone, "harness")
     assert len(runs_m) == 8 and len(runs_a) == 2
     for key in ("train/loss", "val/loss", "val/accuracy"):
         histories: dict[str, list[list[float]]] = {}

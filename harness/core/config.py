@@ -114,7 +114,8 @@ class TrainConfig:
 class TrackingConfig:
     # None: $MLFLOW_TRACKING_URI if set, else sqlite under results/
     uri: Optional[str] = None
-    experiment: str = "default"
+    # the MLflow experiment of runs without +experiment=NAME (not MLflow's own "Default")
+    experiment: str = "harness"
     enabled: bool = True
     # seconds between flushes of buffered metrics to the store
     flush_every_s: float = 1.0

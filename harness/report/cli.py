@@ -916,7 +916,7 @@ def generate(
     for name, blob in files.items():
         (folder / name).write_bytes(blob)
     if attach:
-        from harness.store.tracking import attach_dir
+        from harness.store import attach_dir
 
         with tempfile.TemporaryDirectory() as tmp:  # exactly these files, not others in folder
             for name, blob in files.items():

@@ -19,16 +19,25 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.core.config import TrackingConfig
+from harness.store import (
+    CONFIG_HASH_TAG,
+    OVERRIDES_TAG,
+    PARENT_TAG,
+    ROLE_JOB,
+    ROLE_SWEEP,
+    ROLE_TAG,
+    SWEEP_PLAN_ARTIFACT,
+    Reader,
+    resolve_uri,
+    store_exists,
+)
 
 from harness.core.paths import EXPERIMENTS_DIR, PROJECT_ROOT as ROOT
 LESSON = ["course_binary", "activations", "softmax_vs_logits", "optimizers", "tasks"]
@@ -100,8 +109,6 @@ class Sweep:
 
 
 def default_uri() -> str:
-    from harness.store.tracking import resolve_uri
-
     return resolve_uri(TrackingConfig())
 
 
@@ -109,75 +116,47 @@ def known_experiments() -> list[str]:
     return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
 
 
-def _client(uri: str):
-    from mlflow.tracking import MlflowClient
-
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+def _reader(uri: str) -> Reader:
+    if not store_exists(uri):
         raise ReportError(
             f"no MLflow store at {uri}; run a sweep first (python -m harness +experiment=NAME -m) "
             "or name the store with --tracking-uri"
         )
-    return MlflowClient(tracking_uri=uri)
+    return Reader(uri)
 
 
-def _search(client, exp_id: str, filter_string: str) -> list:
-    from mlflow.entities import ViewType
-
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [exp_id],
-            filter_string,
-            ViewType.ACTIVE_ONLY,
-            max_results=1000,
-            order_by=["attributes.start_time DESC", "attributes.run_id ASC"],
-            page_token=token,
-        )
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def _experiment(client, name: str, uri: str):
-    exp = client.get_experiment_by_name(name)
-    if exp is not None and exp.lifecycle_stage == "active":
+def _experiment(reader: Reader, name: str, uri: str):
+    exp = reader.experiment(name)
+    if exp is not None:
         return exp
     if name in known_experiments():
         raise ReportError(
             f"experiment '{name}' has no runs in {uri} yet; run its sweep first: "
             f"python -m harness +experiment={name} -m"
         )
-    stored = sorted(
-        e.name
-        for e in client.search_experiments()
-        if e.name != "Default" and e.lifecycle_stage == "active"
-    )
+    stored = sorted(stored_name for stored_name, _ in reader.experiments())
     raise ReportError(
         f"unknown experiment '{name}': not in {uri} (it holds: {', '.join(stored) or 'none'}) "
         f"and not in conf/experiment/ ({', '.join(known_experiments())})"
     )
 
 
-def _parent(client, exp, parent_id: str | None, uri: str):
-    from mlflow.exceptions import MlflowException
-
+def _parent(reader: Reader, exp, parent_id: str | None, uri: str):
     if parent_id:
-        try:
-            run = client.get_run(parent_id)
-        except MlflowException:
-            raise ReportError(f"parent run '{parent_id}' not found in {uri}") from None
+        run = reader.run(parent_id)
+        if run is None:
+            raise ReportError(f"parent run '{parent_id}' not found in {uri}")
         if run.info.experiment_id != exp.experiment_id:
             raise ReportError(f"run '{parent_id}' belongs to another experiment than '{exp.name}'")
-        if run.data.tags.get("harness.role") != "sweep":
+        if run.data.tags.get(ROLE_TAG) != ROLE_SWEEP:
             raise ReportError(
-                f"run '{parent_id}' is not a sweep's parent run (tag harness.role=sweep)"
+                f"run '{parent_id}' is not a sweep's parent run (tag {ROLE_TAG}={ROLE_SWEEP})"
             )
         return run
-    parents = _search(client, exp.experiment_id, "tags.`harness.role` = 'sweep'")
+    parents = reader.runs(exp.experiment_id, role=ROLE_SWEEP)
     if parents:
         return parents[0]
-    jobs = _search(client, exp.experiment_id, "tags.`harness.role` = 'job'")
+    jobs = reader.runs(exp.experiment_id, role=ROLE_JOB)
     if not jobs:
         raise ReportError(
             f"experiment '{exp.name}' is empty: no runs in {uri}; "
@@ -190,22 +169,18 @@ def _parent(client, exp, parent_id: str | None, uri: str):
     )
 
 
-def _plan(client, run_id: str) -> dict | None:
+def _plan(reader: Reader, run_id: str) -> dict | None:
     """The sweep's sweep.json (its jobs' names, hashes and overrides), if it has one."""
-    from mlflow.exceptions import MlflowException
-
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no bar on stderr
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = client.download_artifacts(run_id, "sweep.json", tmp)
-            return json.loads(Path(path).read_text())
-        except (MlflowException, OSError, ValueError):  # no artifact: fall back to its children
-            return None
+    text = reader.artifact_text(run_id, SWEEP_PLAN_ARTIFACT)
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:  # no usable plan: fall back to its children
+        return None
 
 
-def _history(client, run_id: str, key: str) -> np.ndarray:
+def _history(reader: Reader, run_id: str, key: str) -> np.ndarray:
     """A per-epoch metric as an array indexed by epoch - 1 (NaN where none was logged)."""
-    points = client.get_metric_history(run_id, key)
+    points = reader.metric_history(run_id, key)
     if not points:
         return np.array([])
     by_step: dict[int, tuple[int, float]] = {}
@@ -219,13 +194,13 @@ def _history(client, run_id: str, key: str) -> np.ndarray:
     return curve
 
 
-def _job(client, run, overrides: list[str]) -> Job:
+def _job(reader: Reader, run, overrides: list[str]) -> Job:
     tags, params = dict(run.data.tags), dict(run.data.params)
     task = tags.get("task") or params.get("data.task") or "binary"
     job = Job(
         run_id=run.info.run_id,
         name=run.info.run_name,
-        config_hash=tags.get("config_hash", ""),
+        config_hash=tags.get(CONFIG_HASH_TAG, ""),
         backend=tags.get("backend") or params.get("backend.name", "?"),
         seed=int(float(params.get("seed", "0"))),
         task=task,
@@ -236,23 +211,21 @@ def _job(client, run, overrides: list[str]) -> Job:
     )
     score = job.score
     for key in ("train/loss", "val/loss", f"train/{score}", f"val/{score}"):
-        job.curves[key] = _history(client, job.run_id, key)
+        job.curves[key] = _history(reader, job.run_id, key)
     return job
 
 
 def load(experiment: str, uri: str, parent_id: str | None = None) -> Sweep:
     """The sweep's jobs: per planned config hash, the latest FINISHED run with that hash."""
-    client = _client(uri)
-    exp = _experiment(client, experiment, uri)
-    parent = _parent(client, exp, parent_id, uri)
+    reader = _reader(uri)
+    exp = _experiment(reader, experiment, uri)
+    parent = _parent(reader, exp, parent_id, uri)
     pid = parent.info.run_id
-    plan = _plan(client, pid)
-    finished = _search(
-        client, exp.experiment_id, "attributes.status = 'FINISHED' and tags.`harness.role` = 'job'"
-    )
+    plan = _plan(reader, pid)
+    finished = reader.runs(exp.experiment_id, role=ROLE_JOB, status="FINISHED")
     latest: dict[str, Any] = {}
     for run in finished:  # newest first: the first run seen per hash is the latest
-        latest.setdefault(run.data.tags.get("config_hash", run.info.run_id), run)
+        latest.setdefault(run.data.tags.get(CONFIG_HASH_TAG, run.info.run_id), run)
     jobs, missing = [], []
     if plan is not None:
         planned = plan.get("jobs", [])
@@ -261,14 +234,14 @@ def load(experiment: str, uri: str, parent_id: str | None = None) -> Sweep:
             if run is None:
                 missing.append(item["run_name"])
             else:
-                jobs.append(_job(client, run, item.get("overrides", [])))
+                jobs.append(_job(reader, run, item.get("overrides", [])))
         key_order = [
             o.split("=", 1)[0].lstrip("+") for o in (planned[0]["overrides"] if planned else [])
         ]
     else:
-        children = [r for r in finished if r.data.tags.get("mlflow.parentRunId") == pid]
+        children = [r for r in finished if r.data.tags.get(PARENT_TAG) == pid]
         jobs = [
-            _job(client, r, r.data.tags.get("hydra_overrides", "").split())
+            _job(reader, r, r.data.tags.get(OVERRIDES_TAG, "").split())
             for r in sorted(children, key=lambda r: r.info.run_name)
         ]
         key_order = []

@@ -23,7 +23,7 @@ from harness.run import parity
 from harness.run import vectorization
 from harness.core.init import initial_weights, layer_sizes
 from harness.core.metrics import task_metrics
-from harness.store.tracking import RunFailed, tracked_run
+from harness.store import CONFIG_HASH_TAG, OVERRIDES_TAG, RunFailed, tracked_run
 
 # Fields that do not change what is computed: excluded from the config hash.
 NON_RESULT_FIELDS = ("tracking", "question", "parallel")
@@ -121,9 +121,9 @@ def provenance_tags(
     """What every run records about where it came from: one place for every kind of run."""
     return {
         "backend": spec.backend.name,
-        "config_hash": chash,
+        CONFIG_HASH_TAG: chash,
         "git_commit": git_commit(),
-        "hydra_overrides": " ".join(overrides or []),
+        OVERRIDES_TAG: " ".join(overrides or []),
         "python_version": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_model(),

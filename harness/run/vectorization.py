@@ -138,7 +138,7 @@ def run(
 ):
     """One vectorization run, tracked like a training run; returns a harness.run.RunResult."""
     from harness.run.train import RunResult, _to_yaml, config_hash, flatten, provenance_tags
-    from harness.store.tracking import tracked_run
+    from harness.store import tracked_run
 
     t_start = time.perf_counter()
     name, chash = run_name(spec), config_hash(spec)

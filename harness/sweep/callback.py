@@ -131,7 +131,7 @@ class SweepCallback(Callback):
 
     def _start(self, config: DictConfig) -> None:
         from harness.run.train import git_commit
-        from harness.store.tracking import Store, dashboard_command, redact
+        from harness.store import NOTE_TAG, Store, dashboard_command, redact
         from harness.sweep.workers import Job, Scheduler, pool
 
         # resolved first: its ${now:...} is cached in the config, and each job's config,
@@ -166,7 +166,7 @@ class SweepCallback(Callback):
                 "sweep.dir": str(sweep_dir.resolve()),
                 "git_commit": git_commit(),
                 "command": f"python -m harness {overrides} -m",
-                "mlflow.note.content": f"Sweep of {len(jobs)} jobs: {overrides}",
+                NOTE_TAG: f"Sweep of {len(jobs)} jobs: {overrides}",
             },
             params={
                 "sweep.planned": len(jobs),
@@ -195,7 +195,7 @@ class SweepCallback(Callback):
                 ])
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from harness.store.tracking import Store, redact
+        from harness.store import Store, redact
 
         if STATE.parent_run_id is None:
             return
@@ -302,7 +302,7 @@ def run_job(cfg: DictConfig) -> float:
     from harness.sweep import gpus
     from harness.sweep.progress import duration
     from harness.run.train import config_hash
-    from harness.store.tracking import Store, redact
+    from harness.store import Store, redact
     from harness.sweep.workers import Job, pool
 
     hc = HydraConfig.get()
@@ -367,7 +367,7 @@ def run_job(cfg: DictConfig) -> float:
 
 def abort(reason: str) -> None:
     """Ctrl-C or SIGTERM in the launching process: end the running job and the parent KILLED."""
-    from harness.store.tracking import Store
+    from harness.store import Store
     from harness.sweep.workers import pool
 
     pool().interrupt()
@@ -388,7 +388,7 @@ def abort(reason: str) -> None:
 def close_parent_if_open() -> None:
     if STATE.parent_run_id is None:
         return
-    from harness.store.tracking import Store
+    from harness.store import Store
 
     parent, STATE.parent_run_id = STATE.parent_run_id, None
     try:

@@ -13,7 +13,6 @@ left RUNNING is ended KILLED by the supervisor here.
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import signal
 import socket
@@ -62,15 +61,14 @@ def _serve(conn, backend: str | None = None) -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     from harness.sweep.progress import EpochProgress
     from harness.run.train import run
+    from harness.store import preload
 
     if backend is not None:
         from backends import get_backend
 
         try:
             get_backend(backend)  # its framework's import, once, before the first job
-            # and MLflow's client and SQL store (~1.5 s), which the first run would import
-            for module in ("mlflow.entities", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store"):
-                importlib.import_module(module)
+            preload()  # and MLflow's client and SQL store (~1.5 s), else the first run's
         except Exception:
             pass  # the first job raises it again, and records it as that run's failure
     _settle()

@@ -325,7 +325,7 @@ def measure_tracking(repeats: int, epochs: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{tmp}/bench.db"
-        from harness.store.tracking import Store
+        from harness.store import Store
 
         Store(_harness_spec("lightning", 32, 1, uri).tracking)  # schema once, as a sweep does
         for backend in ("keras", "lightning"):
@@ -385,13 +385,13 @@ def measure_course_sweep() -> list[dict]:
 
 def _sweep_training_seconds(uri: str) -> float:
     """Sum over the sweep's runs of their epochs' time (training, first epoch included)."""
-    from mlflow.tracking import MlflowClient
+    from harness.store import ROLE_JOB, Reader
 
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name("bench")
+    reader = Reader(uri)
+    exp = reader.experiment("bench")
     total = 0.0
-    for r in client.search_runs([exp.experiment_id], "tags.`harness.role` = 'job'"):
-        total += sum(m.value for m in client.get_metric_history(r.info.run_id, "time/epoch_s"))
+    for r in reader.runs(exp.experiment_id, role=ROLE_JOB):
+        total += sum(m.value for m in reader.metric_history(r.info.run_id, "time/epoch_s"))
     return total
 
 

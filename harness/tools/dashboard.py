@@ -15,10 +15,9 @@ import os
 import shlex
 import socket
 import sys
-from pathlib import Path
 
 from harness.core.config import TrackingConfig
-from harness.store.tracking import redact, resolve_uri
+from harness.store import Reader, is_server, redact, resolve_uri, sqlite_path
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5000
 # mlflow ui also starts a job runner for GenAI features (LLM judges, trace rollups): several
@@ -55,16 +54,9 @@ def runs_url(base: str, experiment_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
-def sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-
-
 def experiments(uri: str) -> list[tuple[str, str]]:
     """(name, id) of the store's experiments, newest first; MLflow's empty 'Default' left out."""
-    from mlflow.tracking import MlflowClient
-
-    found = MlflowClient(tracking_uri=uri).search_experiments(order_by=["last_update_time DESC"])
-    return [(e.name, e.experiment_id) for e in found if e.name != "Default"]
+    return Reader(uri).experiments()
 
 
 def port_free(host: str, port: int) -> bool:
@@ -102,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print:
         print(shell_line(uri, args.host, args.port))
         return 0
-    if uri.startswith(("http://", "https://")):
+    if is_server(uri):
         print(f"The store is an MLflow tracking server: its UI is at {redact(uri)}")
         return 0
     path = sqlite_path(uri)
