@@ -42,7 +42,7 @@ def sweep(
     Jobs that fail are rows with their status (and a warning); a refused sweep raises
     HarnessError with the CLI's message.
     """
-    from harness.api.cli import run_cli
+    from harness.api.cli import Progress, run_cli
     from harness.api.frames import runs_frame
     from harness.api.store import read_sweep
 
@@ -50,7 +50,9 @@ def sweep(
     env = {"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {}
     started_ms = int(time.time() * 1000) - 1000  # MLflow's clock is this machine's (or close)
     args = [f"+experiment={experiment}", *overrides, "-m"]
-    code, output = run_cli("harness", args, experiment, env=env, cwd=cwd)
+    progress = Progress(experiment)
+    t0 = time.perf_counter()
+    code, output = run_cli("harness", args, progress, env=env, cwd=cwd)
     if code == 130:
         raise KeyboardInterrupt(f"sweep of '{experiment}' interrupted")
     if code == 2:
@@ -62,6 +64,12 @@ def sweep(
             raise HarnessError(cli_message(output), output) from None
         raise
     frame = runs_frame(stored)
+    counts = frame.status.value_counts().to_dict()
+    ran = ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
+    progress.show(
+        f"{len(frame)} runs ({ran}; {int(frame.skipped.sum())} skipped as already FINISHED) in "
+        f"{time.perf_counter() - t0:.0f} s; parent run {stored.parent_id}"
+    )
     if code != 0:
         bad = frame[frame.status != "FINISHED"]
         warnings.warn(
@@ -108,14 +116,14 @@ def report(
 ) -> Report:
     """Write OUT/EXPERIMENT/ as `python -m harness.report` does (and attach it to the sweep's
     parent run); the Report shows inline in Jupyter, `.path` is its report.md."""
-    from harness.api.cli import run_cli
+    from harness.api.cli import Progress, run_cli
 
     args = [experiment, "--tracking-uri", store_uri(tracking_uri), "--out", str(out)]
     args += ["--parent", parent_run_id] if parent_run_id else []
     args += ["--compare", compare] if compare else []
     # a subprocess: the report draws its figures with matplotlib's Agg backend, which would
     # replace a notebook's own
-    code, output = run_cli("harness.report", args, f"report {experiment}")
+    code, output = run_cli("harness.report", args, Progress(f"report {experiment}"))
     if code != 0:
         raise HarnessError(cli_message(output), output)
     return Report(experiment, Path(out).resolve() / experiment / "report.md")

@@ -50,7 +50,7 @@ class Progress:
 
 
 def run_cli(
-    module: str, args: list[str], label: str, env: dict[str, str] | None = None,
+    module: str, args: list[str], progress: Progress, env: dict[str, str] | None = None,
     cwd: str | Path | None = None,
 ) -> tuple[int, str]:
     """`python -m MODULE ARGS`: its exit code and its output (stdout and stderr, interleaved).
@@ -59,7 +59,6 @@ def run_cli(
     (a sweep then ends its running job and itself KILLED), waits for it, and re-raises.
     """
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    progress = Progress(label)
     proc = subprocess.Popen(
         [sys.executable, "-m", module, *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env, cwd=cwd,

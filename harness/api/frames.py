@@ -42,7 +42,8 @@ def factors(sweep: StoredSweep, jobs: list[dict[str, str]]) -> list[str]:
 
 
 def _metric_order(key: str) -> tuple:
-    return (not key.startswith(("train/", "val/")), key)
+    """Losses first, then the other training and validation metrics, then the rest."""
+    return (not key.endswith("/loss"), not key.startswith(("train/", "val/")), key)
 
 
 def _jobs(sweep: StoredSweep) -> list[tuple[dict[str, str], str, StoredRun | None]]:
