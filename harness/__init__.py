@@ -49,7 +49,9 @@ def __dir__() -> list[str]:
 
 
 # their __init__ files are docstrings only: cheap to import
-from harness import report as _report, run as _run, sweep as _sweep  # noqa: E402
+from harness import report as _report  # noqa: E402
+from harness import run as _run  # noqa: E402
+from harness import sweep as _sweep  # noqa: E402
 
 for _package in (_run, _sweep, _report):
     _package.__class__ = _CallablePackage

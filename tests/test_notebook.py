@@ -49,7 +49,8 @@ def test_the_example_notebook_runs_and_shows_what_mlflow_holds(tmp_path, monkeyp
     exp_id = client.get_experiment_by_name("course_binary").experiment_id
     parent = client.search_runs([exp_id], "tags.`harness.role` = 'sweep'")
     assert len(parent) == 1
-    children = client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent[0].info.run_id}'")
+    pid = parent[0].info.run_id
+    children = client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{pid}'")
     assert len(children) == 4 and {r.info.status for r in children} == {"FINISHED"}
 
     sweep_cell = _cell(nb, "harness.sweep(")

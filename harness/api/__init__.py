@@ -58,7 +58,8 @@ def sweep(
     if code == 2:
         raise HarnessError(cli_message(output), output)
     try:
-        stored = read_sweep(uri, _mlflow_experiment(experiment, overrides), started_after_ms=started_ms)
+        name = _mlflow_experiment(experiment, overrides)
+        stored = read_sweep(uri, name, started_after_ms=started_ms)
     except HarnessError:
         if code != 0:  # refused before its parent run existed (e.g. by Hydra's composition)
             raise HarnessError(cli_message(output), output) from None
@@ -104,7 +105,8 @@ def history(
     from harness.api.store import read_sweep
 
     wanted = list(metrics) if metrics is not None else True
-    return history_frame(read_sweep(store_uri(tracking_uri), experiment, parent_run_id, history=wanted))
+    stored = read_sweep(store_uri(tracking_uri), experiment, parent_run_id, history=wanted)
+    return history_frame(stored)
 
 
 def report(

@@ -57,10 +57,11 @@ def _jobs(sweep: StoredSweep) -> list[tuple[dict[str, str], str, StoredRun | Non
     for r in sorted(sweep.runs, key=lambda r: -r.start_ms):  # newest first
         if r.status == "FINISHED":
             earlier.setdefault(r.config_hash, r)
-    return [
-        (_split(job["overrides"]), job["run_name"], mine.get(job["config_hash"]) or earlier.get(job["config_hash"]))
-        for job in sweep.plan
-    ]
+    jobs = []
+    for job in sweep.plan:
+        run = mine.get(job["config_hash"]) or earlier.get(job["config_hash"])
+        jobs.append((_split(job["overrides"]), job["run_name"], run))
+    return jobs
 
 
 def runs_frame(sweep: StoredSweep):
@@ -98,8 +99,9 @@ def history_frame(sweep: StoredSweep):
     rows = []
     for _, row in runs[runs.run_id.notna()].iterrows():
         head = {"run_id": row.run_id, "run_name": row.run_name, **{k: row[k] for k in keys}}
-        for metric, points in sorted(by_id[row.run_id].history.items(), key=lambda kv: _metric_order(kv[0])):
-            rows += [{**head, "epoch": step, "metric": metric, "value": value} for step, value in points]
+        curves = by_id[row.run_id].history
+        for metric in sorted(curves, key=_metric_order):
+            rows += [{**head, "epoch": e, "metric": metric, "value": v} for e, v in curves[metric]]
     frame = pd.DataFrame(rows, columns=["run_id", "run_name", *keys, "epoch", "metric", "value"])
     frame.attrs.update(runs.attrs)
     return frame

@@ -28,7 +28,8 @@ class StoredRun:
     metrics: dict[str, float]
     params: dict[str, str]
     start_ms: int
-    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # key -> (step, value)
+    # metric -> [(step, value)], step = epoch
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,7 +103,7 @@ def read_sweep(
             )
         parent = parents[0]
     pid = parent.info.run_id
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no bar on stderr
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar on stderr
     with tempfile.TemporaryDirectory() as tmp:
         try:
             plan = json.loads(Path(client.download_artifacts(pid, "sweep.json", tmp)).read_text())
@@ -123,8 +124,9 @@ def read_sweep(
         for run in runs:
             keys = run.metrics if history is True else history
             for key in keys:
+                points = client.get_metric_history(run.run_id, key)
                 by_step = {}  # a step logged twice keeps its latest value
-                for m in sorted(client.get_metric_history(run.run_id, key), key=lambda m: (m.step, m.timestamp)):
+                for m in sorted(points, key=lambda m: (m.step, m.timestamp)):
                     by_step[m.step] = m.value
                 run.history[key] = sorted(by_step.items())
     swept = [k[len("sweep.params.") :] for k in parent.data.params if k.startswith("sweep.params.")]
