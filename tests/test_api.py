@@ -81,8 +81,10 @@ def test_sweep_isolates_failures_resumes_and_agrees_with_mlflow(tmp_path, store,
     monkeypatch.chdir(tmp_path)
     args = ("course_binary", *BUDGET, "seed=0,1")
     monkeypatch.setenv("HARNESS_FAULTS", "numpy-sigmoid-probs-adam-s1@2=raise")
-    with pytest.warns(UserWarning, match="1 of 2 jobs did not finish"):
+    with pytest.warns(UserWarning, match="1 of 2 jobs did not finish") as warned:
         first = harness.sweep(*args, tracking_uri=store)
+    said = "\n".join(str(w.message) for w in warned)
+    assert "numpy-sigmoid-probs-adam-s1 [FAILED]: RuntimeError: fault injected" in said
     assert list(first.seed) == [0, 1] and list(first.backend) == ["numpy", "numpy"]
     assert list(first.status) == ["FINISHED", "FAILED"]
 

@@ -12,6 +12,7 @@ raises HarnessError with the message the CLI prints, before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Sequence
@@ -46,7 +47,8 @@ def sweep(
     from harness.api.frames import runs_frame
     from harness.api.store import read_sweep
 
-    uri = store_uri(tracking_uri, overrides)
+    with contextlib.chdir(cwd or "."):  # the CLI's default store is under its working folder
+        uri = store_uri(tracking_uri, overrides)
     env = {"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {}
     started_ms = int(time.time() * 1000) - 1000  # MLflow's clock is this machine's (or close)
     args = [f"+experiment={experiment}", *overrides, "-m"]
@@ -59,7 +61,8 @@ def sweep(
         raise HarnessError(cli_message(output), output)
     try:
         name = _mlflow_experiment(experiment, overrides)
-        stored = read_sweep(uri, name, started_after_ms=started_ms)
+        with contextlib.chdir(cwd or "."):
+            stored = read_sweep(uri, name, started_after_ms=started_ms)
     except HarnessError:
         if code != 0:  # refused before its parent run existed (e.g. by Hydra's composition)
             raise HarnessError(cli_message(output), output) from None
@@ -73,9 +76,12 @@ def sweep(
     )
     if code != 0:
         bad = frame[frame.status != "FINISHED"]
+        lines = output.splitlines()
+        start = next((i for i, line in enumerate(lines) if "failed jobs" in line), -10)
+        said = lines[start:]
         warnings.warn(
-            f"{len(bad)} of {len(frame)} jobs did not finish ({', '.join(bad.run_name)}); "
-            f"call harness.sweep() again to retry only those. Exit {code}:\n{output[-2000:]}",
+            f"{len(bad)} of {len(frame)} jobs did not finish; the same call retries only "
+            f"those. The sweep (exit {code}) said:\n" + "\n".join(said),
             stacklevel=2,
         )
     return frame
