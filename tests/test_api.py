@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 import harness
 from tests.conftest import ROOT, cli
+from tests.faults import env as faults_env
 
 HYDRA_HINT = "Set the environment variable HYDRA_FULL_ERROR=1"
 BUDGET = ("backend=numpy", "train.epochs=2")  # the NumPy backend: no framework to import
@@ -80,7 +81,8 @@ def _mlflow_view(store: str, experiment: str):
 def test_sweep_isolates_failures_resumes_and_agrees_with_mlflow(tmp_path, store, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = ("course_binary", *BUDGET, "seed=0,1")
-    monkeypatch.setenv("HARNESS_FAULTS", "numpy-sigmoid-probs-adam-s1@2=raise")
+    for key, value in faults_env("numpy-sigmoid-probs-adam-s1@2=raise").items():
+        monkeypatch.setenv(key, value)
     with pytest.warns(UserWarning, match="1 of 2 jobs did not finish") as warned:
         first = harness.sweep(*args, tracking_uri=store)
     said = "\n".join(str(w.message) for w in warned)
@@ -112,6 +114,7 @@ def test_sweep_isolates_failures_resumes_and_agrees_with_mlflow(tmp_path, store,
     assert sorted(finished[finished.metric == "val/loss"].epoch) == [1, 2]
 
     monkeypatch.delenv("HARNESS_FAULTS")
+    monkeypatch.delenv("HARNESS_EPOCH_HOOKS")
     second = harness.sweep(*args, tracking_uri=store)  # the same call retries only the failure
     assert list(second.status) == ["FINISHED", "FINISHED"]
     assert list(second.skipped) == [True, False]

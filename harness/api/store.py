@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.api.errors import HarnessError
-
 from harness.store.names import (
     CONFIG_HASH_TAG,
     OVERRIDES_TAG,
