@@ -107,7 +107,8 @@ def test_digit_pairs_are_real_digits_labelled_by_the_set_present_without_leakage
 
 
 def test_data_task_must_match_a_builtin_dataset():
-    with pytest.raises(ConfigError, match=r"does not match dataset 'diabetes'.*data=digits_binary\|roasting"):
+    refusal = r"does not match dataset 'diabetes'.*data=digits_binary\|roasting"
+    with pytest.raises(ConfigError, match=refusal):
         load(DataConfig(name="diabetes", task=Task.binary), seed=0)
     assert load(DataConfig(name="digits", task=Task.multiclass), seed=0).task is Task.multiclass
 
@@ -122,7 +123,7 @@ def test_batches_cover_the_data_once_per_epoch_in_a_seeded_order():
     assert [len(b) for b in batches] == [4, 4, 2]
     assert sorted(np.concatenate(batches).tolist()) == list(range(10))
     again = batch_indices(10, 4, epoch=0, seed=1)
-    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
     other_epoch = np.concatenate(batch_indices(10, 4, epoch=1, seed=1))
     assert not np.array_equal(np.concatenate(batches), other_epoch)
     full = batch_indices(10, None, epoch=5, seed=1)
@@ -193,7 +194,8 @@ def test_large_regression_targets_are_trained_divided_by_a_power_of_ten(tmp_path
     d = _user(_csv(tmp_path, _frame(x, y=y), "big.csv"), "regression")
     assert d.target_scale == 100.0
     assert 1 <= np.abs(d.y_train).max() < 10
-    np.testing.assert_allclose(np.sort(np.concatenate([d.y_train, d.y_val]).ravel() * 100), np.sort(y))
+    trained = np.concatenate([d.y_train, d.y_val]).ravel()
+    np.testing.assert_allclose(np.sort(trained * 100), np.sort(y))
     small = _user(_csv(tmp_path, _frame(x, y=x[:, 0] / 5), "small.csv"), "regression")
     assert small.target_scale == 1.0  # order 1 already: trained as given
     assert load(DataConfig(name="diabetes"), seed=0).target_scale == 1.0  # bundled: y / 100

@@ -265,7 +265,8 @@ def _source_digest(cfg: DataConfig) -> str:
 
 
 def _key(cfg: DataConfig, source_digest: str, seed: int) -> tuple:
-    return (source_digest, None if cfg.task is None else Task(cfg.task).value, cfg.val_fraction, seed)
+    task = None if cfg.task is None else Task(cfg.task).value
+    return (source_digest, task, cfg.val_fraction, seed)
 
 
 def load(cfg: DataConfig, seed: int) -> Dataset:

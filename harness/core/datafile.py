@@ -135,16 +135,25 @@ def _read_csv(path: Path, raw: bytes) -> tuple[np.ndarray, np.ndarray, list[str]
     text = _text(path, raw)
     if not text.strip():
         raise ConfigError(f"{path}: the file is empty; expected {USER_FILE_FORMAT}")
-    names = [n.strip() for n in next(csv.reader(io.StringIO(text)))]
+    reader = csv.reader(io.StringIO(text))
+    names = [n.strip() for n in next(reader)]
     _check_header(path, names)
-    try:
-        frame = pd.read_csv(io.StringIO(text), skipinitialspace=True)
-    except Exception as exc:  # pandas raises several parser errors (bad quoting, ragged rows)
-        raise ConfigError(f"{path}: not a readable CSV ({exc}); expected {USER_FILE_FORMAT}") from exc
-    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the first field as an index
+    row = next(reader, None)
+    if row is not None and len(row) == len(names) + 1:  # pandas would take it as the index
         raise ConfigError(
             f"{path}: the rows have one field more than the header {names}: the first field "
             f"has no column name (a row index?); {NO_INDEX}, or name every column"
+        )
+    try:
+        frame = pd.read_csv(io.StringIO(text), skipinitialspace=True)
+    except Exception as exc:  # pandas raises several parser errors (bad quoting, ragged rows)
+        raise ConfigError(
+            f"{path}: not a readable CSV ({exc}); expected {USER_FILE_FORMAT}"
+        ) from exc
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas took leading fields as an index
+        raise ConfigError(
+            f"{path}: the rows have more fields than the header {names}; {NO_INDEX}, or name "
+            "every column"
         )
     frame.columns = names
     if len(frame) == 0:
@@ -297,9 +306,14 @@ def resolve(cfg: DataConfig) -> Path:
         )
     suffixes = "".join(path.suffixes[-2:]).lower()
     if path.suffix.lower() not in (".csv", ".npz") and suffixes != ".csv.gz":
+        excel = path.suffix.lower() in (".xls", ".xlsx", ".ods")
         raise ConfigError(
-            f"{path}: unknown file type {path.suffix!r}; use .csv (or .csv.gz) or .npz "
-            f"({USER_FILE_FORMAT}); e.g. pd.read_excel(path).to_csv('data.csv', index=False)"
+            f"{path}: unknown file type {path.suffix!r}; use .csv (or .csv.gz) or .npz: "
+            + (
+                "save the sheet as CSV: pd.read_excel(path).to_csv('data.csv', index=False)"
+                if excel
+                else USER_FILE_FORMAT
+            )
         )
     return path
 

@@ -45,7 +45,7 @@ def dataset_inputs(data: Dataset) -> list:
         (data.x_val, data.y_val, data.val_digest),
     )
     inputs = []
-    for context, (x, y, digest) in zip(CONTEXTS, splits):
+    for context, (x, y, digest) in zip(CONTEXTS, splits, strict=True):
         ds = mlflow.data.from_numpy(x, source=source, targets=y, name=data.label, digest=digest)
         inputs.append(
             DatasetInput(
