@@ -280,7 +280,7 @@ def check_targets(y: np.ndarray, task: Task, path: Path, where: Where) -> np.nda
             raise ConfigError(
                 f"{path}: class ids must be integers 0..k-1 with every class present; found "
                 f"{_values(y)}, none of {missing[:8]}; renumber them (e.g. y - 1 for ids "
-                "from 1, or pd.factorize)"
+                "from 1, or pd.factorize), or use data.task=regression if y is a quantity"
             )
         return y.astype(np.int64)
     return y.reshape(-1, 1)
