@@ -1,22 +1,26 @@
-"""Datasets as NumPy arrays, and the batch order every backend consumes.
+"""Datasets as NumPy arrays, their identity (digests), and the batch order every backend consumes.
 
 Nothing is downloaded: the digits and diabetes sets ship inside scikit-learn, the roasting
-set is generated from a fixed seed, and user files are read from the path given.
-Targets are shaped per task so every backend and the metrics read them the same way:
-binary (n, 1) of 0/1; multiclass (n,) of class ids; multilabel (n, k) of 0/1;
-regression (n, 1) of floats.
+set is generated from a fixed seed, and user files are read from the path given
+(harness.core.datafile). Targets are shaped per task so every backend and the metrics read
+them the same way: binary (n, 1) of 0/1; multiclass (n,) of class ids; multilabel (n, k)
+of 0/1; regression (n, 1) of floats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import functools
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from harness.core import datafile, digest
 from harness.core.config import ConfigError, DataConfig, Task
+
+USER_FILE_FORMAT = datafile.USER_FILE_FORMAT
 
 
 @dataclass
@@ -29,15 +33,42 @@ class Dataset:
     y_val: np.ndarray
     n_outputs: int
     description: str
+    label: str = ""  # what runs and MLflow call it: the set's name, or a user file's stem
+    source: str = ""  # a user file's absolute path, or the bundled loader
+    train_digest: str = ""  # harness.core.digest.of_rows of each split
+    val_digest: str = ""
+    # regression targets are trained divided by this power of ten (see target_scale);
+    # losses and metrics are reported multiplied back, in the file's own units
+    target_scale: float = 1.0
 
     @property
     def n_features(self) -> int:
         return int(self.x_train.shape[1])
 
+    @property
+    def digest(self) -> str:
+        """The data this run sees, both splits: part of the config hash."""
+        return digest.of_split(self.train_digest, self.val_digest)
 
-# Each loader returns (x, y, task, description) for the whole set; a few build their own
-# train/validation split (returned as a dict) where splitting after construction would leak.
+
+# Each loader returns a dict: the split arrays, the rows each split holds ("train_rows",
+# "val_rows": indices into the source), "task", "description", and optionally "standardize".
+# A few build their own split where splitting after construction would leak.
 Loader = Callable[[DataConfig, int], dict]
+
+# What generates each bundled set: its digest covers these, so a change to a loader must
+# change its entry here (bump "version").
+BUILTIN_PARAMS: dict[str, dict] = {
+    "digits_binary": {"source": "sklearn.datasets.load_digits", "classes": [0, 1], "x": "/16"},
+    "digits": {"source": "sklearn.datasets.load_digits", "x": "/16"},
+    "digit_pairs": {
+        "source": "sklearn.datasets.load_digits", "x": "/16", "pairs_per_image": [4, 1],
+        "pair_rng": "[seed, 2]",
+    },
+    "roasting": {"source": "harness.core.data.roasting_raw", "n": 200, "seed": 2},
+    "diabetes": {"source": "sklearn.datasets.load_diabetes(scaled=False)", "y": "/100"},
+}
+SPLIT_VERSION = {"version": 1, "split": "sklearn train_test_split(test_size, seed)"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,12 +91,17 @@ def _digits(classes: list[int] | None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _split(x: np.ndarray, y: np.ndarray, cfg: DataConfig, seed: int, stratify: bool) -> dict:
+    """Split the rows (as scikit-learn splits arrays), keeping which rows went where."""
     from sklearn.model_selection import train_test_split
 
-    x_tr, x_va, y_tr, y_va = train_test_split(
-        x, y, test_size=cfg.val_fraction, random_state=seed, stratify=y if stratify else None
+    tr, va = train_test_split(
+        np.arange(len(x)), test_size=cfg.val_fraction, random_state=seed,
+        stratify=y if stratify else None,
     )
-    return {"x_train": x_tr, "y_train": y_tr, "x_val": x_va, "y_val": y_va}
+    return {
+        "x_train": x[tr], "y_train": y[tr], "x_val": x[va], "y_val": y[va],
+        "train_rows": tr, "val_rows": va,
+    }
 
 
 def load_digits_binary(cfg: DataConfig, seed: int) -> dict:
@@ -107,6 +143,8 @@ def load_digit_pairs(cfg: DataConfig, seed: int) -> dict:
         hot[np.arange(n), ys[a]] = 1.0
         hot[np.arange(n), ys[b]] = 1.0
         out[f"y_{side}"] = hot
+        rows = images[f"{side}_rows"]
+        out[f"{side}_rows"] = np.stack([rows[a], rows[b]], axis=1)  # the two images of a pair
     out["task"] = Task.multilabel
     out["description"] = "pairs of digits side by side (8x16), multi-hot set of digits present"
     return out
@@ -147,152 +185,23 @@ def load_diabetes(cfg: DataConfig, seed: int) -> dict:
     }
 
 
-USER_FILE_FORMAT = (
-    "a .csv with a header row: feature columns (any names) and the target column 'y' "
-    "(or y0, y1, ... for a multilabel task); or a .npz with arrays 'x' (n, features) and 'y'"
-)
-
-
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    import zipfile
-
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if "x" not in f or "y" not in f:
-                raise ConfigError(
-                    f"{path}: an .npz dataset needs arrays 'x' and 'y', has {f.files}; "
-                    "save it with np.savez(path, x=features, y=targets)"
-                )
-            x, y = f["x"], f["y"]
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise ConfigError(f"{path}: not a readable .npz file ({exc}); expected {USER_FILE_FORMAT}") from exc
-    if not np.issubdtype(x.dtype, np.number):
-        raise ConfigError(f"{path}: 'x' must be numeric, got dtype {x.dtype}")
-    return x.astype(np.float64), y
-
-
-def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path)
-    except Exception as exc:  # pandas raises several parser errors (empty, bad quoting, ...)
-        raise ConfigError(f"{path}: not a readable CSV ({exc}); expected {USER_FILE_FORMAT}") from exc
-    columns = [str(c) for c in frame.columns]
-    ycols = [c for c in columns if c == "y" or (c.startswith("y") and c[1:].isdigit())]
-    if not ycols:
-        raise ConfigError(
-            f"{path}: no target column among {columns[:10]}; name it 'y' "
-            "(or y0, y1, ... for multilabel)"
-        )
-    xcols = [c for c in columns if c not in ycols]
-    if not xcols:
-        raise ConfigError(f"{path}: no feature columns, only targets {ycols}")
-    try:
-        x = frame[xcols].to_numpy(dtype=np.float64)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: feature columns must be numeric ({exc})") from exc
-    return x, frame[ycols].to_numpy()
-
-
-def _read_user_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if path.suffix == ".npz":
-        return _read_npz(path)
-    if path.suffix == ".csv":
-        return _read_csv(path)
-    raise ConfigError(f"{path}: unknown file type {path.suffix!r}; use .csv or .npz ({USER_FILE_FORMAT})")
-
-
-def _label_values(y: np.ndarray) -> str:
-    values = np.unique(y)
-    shown = ", ".join(f"{v:g}" for v in values[:8])
-    return shown + (f", ... ({len(values)} values)" if len(values) > 8 else "")
-
-
-def _check_labels(y: np.ndarray, task: Task, path: Path) -> np.ndarray:
-    """Targets shaped for the task, or a ConfigError saying which task they do fit."""
-    y = np.asarray(y)
-    if y.dtype == bool:
-        y = y.astype(np.float64)
-    if not np.issubdtype(y.dtype, np.number):
-        raise ConfigError(
-            f"{path}: targets must be numbers, got {y.dtype} (e.g. {y.reshape(-1)[0]!r}); "
-            "encode classes as 0..k-1"
-        )
-    y = y.astype(np.float64)
-    if not np.all(np.isfinite(y)):
-        raise ConfigError(f"{path}: targets contain NaN or infinite values (empty cells?)")
-    if y.ndim == 1:
-        y = y.reshape(-1, 1)
-    if task is Task.multilabel:
-        if y.ndim != 2 or y.shape[1] < 2:
-            raise ConfigError(
-                f"{path}: a multilabel task needs 2+ target columns of 0/1 (y0, y1, ...), "
-                f"got {y.shape[1:] or 'one'}; use data.task=binary for a single 0/1 column"
-            )
-        if not np.isin(y, [0, 1]).all():
-            raise ConfigError(
-                f"{path}: a multilabel task needs targets 0/1, found {_label_values(y)}"
-            )
-        return y
-    if y.ndim != 2 or y.shape[1] != 1:
-        raise ConfigError(
-            f"{path}: task {task.value} needs one target column 'y', got shape {y.shape[1:]}; "
-            "use data.task=multilabel for several 0/1 columns (class ids go in one column)"
-        )
-    if task is Task.binary:
-        if not np.isin(y, [0, 1]).all():
-            raise ConfigError(
-                f"{path}: a binary task needs labels 0/1, found {_label_values(y)}; use "
-                "data.task=multiclass for class ids 0..k-1, or regression for real values"
-            )
-        return y
-    y = y.reshape(-1)
-    if task is Task.multiclass:
-        if not np.all(y == np.round(y)) or y.min() < 0:
-            raise ConfigError(
-                f"{path}: a multiclass task needs integer class ids 0..k-1, found "
-                f"{_label_values(y)}; use data.task=regression for real-valued targets"
-            )
-        if len(np.unique(y)) < 2:
-            raise ConfigError(
-                f"{path}: a multiclass task needs at least 2 classes, found only "
-                f"{_label_values(y)}"
-            )
-        return y.astype(np.int64)
-    return y.reshape(-1, 1)
-
-
 def load_user_file(cfg: DataConfig, seed: int) -> dict:
     """A .csv or .npz file (format: USER_FILE_FORMAT), checked against data.task."""
-    if not cfg.path:
-        raise ConfigError("data=file needs data.path=/path/to/data.csv (or .npz)")
-    if cfg.task is None:
-        raise ConfigError("data=file needs data.task=binary|multiclass|multilabel|regression")
-    path = Path(cfg.path).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"data.path={cfg.path}: no such file (relative paths start from {Path.cwd()})"
-        )
-    x, y = _read_user_file(path)
-    if x.ndim != 2 or x.shape[1] < 1 or len(x) != len(y) or len(x) < 4:
-        raise ConfigError(
-            f"{path}: need x of shape (n >= 4, features) and n targets, got x {x.shape} "
-            f"and y {np.shape(y)}"
-        )
-    if not np.all(np.isfinite(x)):
-        raise ConfigError(f"{path}: features contain NaN or infinite values (empty cells?)")
+    user = datafile.read(cfg)
     task = Task(cfg.task)
-    y = _check_labels(y, task, path)
     stratify = task in (Task.binary, Task.multiclass)
     try:
-        split = _split(x, y, cfg, seed, stratify)
+        split = _split(user.x, user.y, cfg, seed, stratify)
     except ValueError as exc:  # e.g. a class with one example cannot be stratified
         raise ConfigError(
-            f"{path}: cannot split {len(x)} rows into train/validation with "
+            f"{user.path}: cannot split {len(user.x)} rows into train/validation with "
             f"data.val_fraction={cfg.val_fraction} ({exc}); give each class 2+ examples"
         ) from exc
-    return {**split, "task": task, "description": f"user file {path}", "standardize": True}
+    return {
+        **split, "task": task, "description": f"user file {user.path}", "standardize": True,
+        "source": str(user.path.resolve()), "source_digest": user.digest,
+        "label": label(cfg),
+    }
 
 
 # the task each bundled dataset holds (a user file's task comes from data.task)
@@ -314,12 +223,19 @@ LOADERS: dict[str, Loader] = {
 }
 
 
-def load(cfg: DataConfig, seed: int) -> Dataset:
-    """Load, split (deterministically from the seed) and scale a dataset."""
-    if cfg.name not in LOADERS:
-        raise ConfigError(f"data.name={cfg.name!r} is unknown; choose from {sorted(LOADERS)}")
-    raw = LOADERS[cfg.name](cfg, seed)
-    task = Task(raw["task"])
+def target_scale(y_train: np.ndarray) -> float:
+    """The power of ten regression targets are trained divided by: 1 unless the training
+    split's largest |y| is 10 or more, then the one that brings it into [1, 10).
+
+    A network that starts near 0 with the default learning rate does not reach targets in
+    the hundreds (raw diabetes, 25-346: validation R^2 of -3.8); y / 100 does (as the bundled
+    data=diabetes). A power of ten keeps the sign (a relu head stays valid) and reads plainly.
+    """
+    top = float(np.max(np.abs(y_train))) if y_train.size else 0.0
+    return 10.0 ** math.floor(math.log10(top)) if top >= 10 else 1.0
+
+
+def _check_task(cfg: DataConfig, task: Task) -> None:
     if cfg.task is not None and Task(cfg.task) is not task:
         wanted = Task(cfg.task)
         others = [n for n, t in BUILTIN_TASKS.items() if t is wanted]
@@ -328,26 +244,79 @@ def load(cfg: DataConfig, seed: int) -> Dataset:
             f"{task.value} task; drop data.task, or use data={'|'.join(others)} for a "
             f"{wanted.value} task (or data=file with your own labels)"
         )
+
+
+def label(cfg: DataConfig) -> str:
+    """The data's name in run names and MLflow: a user file's stem, else the set's name."""
+    if cfg.name == "file" and cfg.path:
+        return datafile.stem(Path(cfg.path))
+    return cfg.name
+
+
+# (source digest, task, val_fraction, seed) -> Dataset.digest: the config hash asks for the
+# digest of data the plan has just loaded, without loading it again
+_DIGESTS: dict[tuple, str] = {}
+
+
+def _source_digest(cfg: DataConfig) -> str:
+    if cfg.name == "file":
+        return digest.of_bytes(datafile.resolve(cfg).read_bytes())
+    return digest.of_params(cfg.name, {**BUILTIN_PARAMS[cfg.name], **SPLIT_VERSION})
+
+
+def _key(cfg: DataConfig, source_digest: str, seed: int) -> tuple:
+    task = None if cfg.task is None else Task(cfg.task).value
+    return (source_digest, task, cfg.val_fraction, seed)
+
+
+def load(cfg: DataConfig, seed: int) -> Dataset:
+    """Load, split (deterministically from the seed) and scale a dataset."""
+    if cfg.name not in LOADERS:
+        raise ConfigError(f"data.name={cfg.name!r} is unknown; choose from {sorted(LOADERS)}")
+    raw = LOADERS[cfg.name](cfg, seed)
+    task = Task(raw["task"])
+    _check_task(cfg, task)
     x_tr, x_va = raw["x_train"], raw["x_val"]
     if raw.get("standardize"):
         mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
         std[std == 0] = 1.0
         x_tr, x_va = (x_tr - mean) / std, (x_va - mean) / std
-    y_tr = raw["y_train"]
+    y_tr, y_va = raw["y_train"], raw["y_val"]
+    scale = target_scale(y_tr) if task is Task.regression else 1.0
+    if scale != 1.0:
+        y_tr, y_va = y_tr / scale, y_va / scale
     if task is Task.multiclass:
-        n_out = int(max(y_tr.max(), raw["y_val"].max())) + 1
+        n_out = int(max(y_tr.max(), y_va.max())) + 1
     else:
         n_out = int(y_tr.shape[1])
-    return Dataset(
+    source_digest = raw.get("source_digest") or _source_digest(cfg)
+    data = Dataset(
         name=cfg.name,
         task=task,
         x_train=np.ascontiguousarray(x_tr * cfg.input_scale),
         y_train=np.ascontiguousarray(y_tr),
         x_val=np.ascontiguousarray(x_va * cfg.input_scale),
-        y_val=np.ascontiguousarray(raw["y_val"]),
+        y_val=np.ascontiguousarray(y_va),
         n_outputs=n_out,
         description=raw["description"],
+        label=raw.get("label", cfg.name),
+        source=raw.get("source", BUILTIN_PARAMS.get(cfg.name, {}).get("source", cfg.name)),
+        train_digest=digest.of_rows(source_digest, raw["train_rows"]),
+        val_digest=digest.of_rows(source_digest, raw["val_rows"]),
+        target_scale=scale,
     )
+    _DIGESTS[_key(cfg, source_digest, seed)] = data.digest
+    return data
+
+
+def data_digest(cfg: DataConfig, seed: int) -> str:
+    """Dataset.digest of what load(cfg, seed) gives; reads a user file's bytes to know it."""
+    if cfg.name not in LOADERS:
+        raise ConfigError(f"data.name={cfg.name!r} is unknown; choose from {sorted(LOADERS)}")
+    key = _key(cfg, _source_digest(cfg), seed)
+    if key not in _DIGESTS:
+        load(cfg, seed)
+    return _DIGESTS[key]
 
 
 def batch_indices(n: int, batch_size: int | None, epoch: int, seed: int) -> list[np.ndarray]:

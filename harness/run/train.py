@@ -23,6 +23,7 @@ from harness.run import vectorization
 from harness.core.init import initial_weights, layer_sizes
 from harness.core.metrics import task_metrics
 from harness.store import CONFIG_HASH_TAG, OVERRIDES_TAG, RunFailed, tracked_run
+from harness.store.datasets import log_datasets
 
 # Fields that do not change what is computed: excluded from the config hash.
 NON_RESULT_FIELDS = ("tracking", "question", "parallel")
@@ -54,8 +55,14 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_hash(spec: C.Config) -> str:
-    """Hash of everything that changes results (seed included, tracking excluded)."""
+    """Hash of everything that changes results (seed included, tracking excluded).
+
+    The data enters as its digest (a user file's bytes, a bundled set's parameters, the
+    split's rows), not its path: changed bytes train again, the same bytes anywhere do not.
+    """
     plain = {k: v for k, v in C.to_plain(spec).items() if k not in NON_RESULT_FIELDS}
+    plain["data"] = {k: v for k, v in plain["data"].items() if k != "path"}
+    plain["data"]["digest"] = D.data_digest(spec.data, spec.seed)
     blob = json.dumps(plain, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -75,7 +82,7 @@ def run_name(spec: C.Config, task: C.Task, out: C.Activation) -> str:
     opt = C.OptimizerName(spec.optimizer.name)
     parts = [spec.backend.name]
     if spec.data.name != "digits_binary":
-        parts.append(spec.data.name)
+        parts.append(D.label(spec.data))  # a user file's stem, never `file`
     parts += [C.Activation(spec.model.hidden_activation).value, head, opt.value]
     if spec.optimizer.lr != DEFAULT_LR[opt]:
         parts.append(f"lr{spec.optimizer.lr:g}")
@@ -138,8 +145,11 @@ def _to_yaml(spec: C.Config) -> str:
 
 
 def _epoch_metrics(task: C.Task, data: D.Dataset, record) -> dict[str, float]:
-    metrics = {"train/loss": record.train_loss, "val/loss": record.val_loss}
+    s = data.target_scale  # regression trained on y / s: report in the data's own units
+    metrics = {"train/loss": record.train_loss * s * s, "val/loss": record.val_loss * s * s}
     for split, y, pred in (("train", data.y_train, record.train_pred), ("val", data.y_val, record.val_pred)):
+        if s != 1.0:
+            y, pred = y * s, pred * s
         for key, value in task_metrics(task, y, pred).items():
             metrics[f"{split}/{key}"] = value
     metrics["time/epoch_s"] = record.epoch_time_s
@@ -205,6 +215,9 @@ def run(
     params["model.output_activation"] = out_act.value  # the resolved head, not null
     params["data.n_train"], params["data.n_val"] = len(data.x_train), len(data.x_val)
     params["data.n_features"], params["data.n_outputs"] = data.n_features, data.n_outputs
+    params["data.digest"] = data.digest
+    if data.task is C.Task.regression:
+        params["data.target_scale"] = data.target_scale
 
     last: dict[str, float] = {}
     epoch_times: list[float] = []
@@ -213,6 +226,8 @@ def run(
     with tracked_run(
         spec.tracking, name, tags, params, _to_yaml(spec), parent_run_id, on_started
     ) as tracked:
+        if tracked is not None:
+            log_datasets(tracked, data)  # MLflow's Dataset column: training and validation
         diverged: list[str] = []
 
         def on_epoch(record) -> bool:
