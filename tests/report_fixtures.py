@@ -54,7 +54,8 @@ def base_params(experiment: str, seed: int, backend: str) -> dict[str, str]:
 
 
 class Fab:
-    """Writes runs as harness.sweep.callback / harness.run.train do: parent with sweep.json, nested jobs."""
+    """Writes runs as harness.sweep.callback / harness.run.train do: a parent with sweep.json,
+    nested jobs."""
 
     def __init__(self, uri: str) -> None:
         self.client = MlflowClient(tracking_uri=uri)
@@ -65,7 +66,8 @@ class Fab:
         exp = self.client.get_experiment_by_name(name)
         if exp:
             return exp.experiment_id
-        return self.client.create_experiment(name, artifact_location=(self.artifacts / name).as_uri())
+        location = (self.artifacts / name).as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
 
     def parent(
         self, exp: str, name: str, jobs: list[dict], status: str = "FINISHED", sweep_params=None
@@ -236,8 +238,6 @@ def parity_jobs(exp: str) -> list[dict]:
                 }
             jobs.append(j)
     return jobs
-
-
 
 
 def backend_jobs(exp: str) -> list[dict]:

@@ -1,6 +1,6 @@
 """Reports: statistics against hand-computed values, synthetic sweeps written to a real SQLite
-MLflow store (the structure harness.sweep.callback and harness.run.train write), byte-identical regeneration,
-clear errors, and one real sweep-then-report through both CLIs."""
+MLflow store (the structure harness.sweep.callback and harness.run.train write), byte-identical
+regeneration, clear errors, and one real sweep-then-report through both CLIs."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness.report import cli as report
 from harness.report import stats
+from harness.report.build import generate
+from harness.report.cli import main
+from harness.report.sections import deterministic_text
 from tests.conftest import cli
 from tests.report_fixtures import FINAL, build_store
 
@@ -90,7 +92,7 @@ def read_csv(path: Path) -> list[dict]:
 
 
 def test_report_states_the_hand_computed_comparison(synth, tmp_path):
-    folder = report.generate("acts", synth["uri"], tmp_path)
+    folder = generate("acts", synth["uri"], tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)
     md = (folder / "report.md").read_text()
     assert "Synthetic question of acts?" in md
@@ -100,15 +102,16 @@ def test_report_states_the_hand_computed_comparison(synth, tmp_path):
     half_r = T975_DF3 * np.std([3, 4, 4, 5], ddof=1) / 2  # 1.299
     lo, hi = -4.25 - T975_DF3 * 0.25, -4.25 + T975_DF3 * 0.25
     assert (
-        f"Keras: relu reaches training loss ≤ 0.1 in 4 ± {half_r:.2g} epochs against 8.25 ± {half_s:.2g} "
-        f"for sigmoid (difference -4.25, 95% CI [{lo:.4g}, {hi:.4g}], d_z = -8.5, paired t-test p < 0.001, "
-        "Wilcoxon p = 0.125)" in md
+        f"Keras: relu reaches training loss ≤ 0.1 in 4 ± {half_r:.2g} epochs against 8.25 ± "
+        f"{half_s:.2g} for sigmoid (difference -4.25, 95% CI [{lo:.4g}, {hi:.4g}], d_z = -8.5, "
+        "paired t-test p < 0.001, Wilcoxon p = 0.125)" in md
     )
     assert t3_two_sided_p(-17.0) < 0.001
     # linear never reaches 0.1: the final training loss is compared instead
     d = np.array(FINAL["linear"]) - np.array(FINAL["sigmoid"])
     assert (
-        f"final training loss {np.mean(FINAL['linear']):.4g} for linear against {np.mean(FINAL['sigmoid']):.4g} for sigmoid (difference {d.mean():.4g}"
+        f"final training loss {np.mean(FINAL['linear']):.4g} for linear against "
+        f"{np.mean(FINAL['sigmoid']):.4g} for sigmoid (difference {d.mean():.4g}"
         in md
     )
     assert (
@@ -141,8 +144,8 @@ def test_report_states_the_hand_computed_comparison(synth, tmp_path):
 
 
 def test_same_store_gives_byte_identical_files(synth, tmp_path):
-    a = report.generate("acts", synth["uri"], tmp_path / "a", attach=False)
-    b = report.generate("acts", synth["uri"], tmp_path / "b", attach=False)
+    a = generate("acts", synth["uri"], tmp_path / "a", attach=False)
+    b = generate("acts", synth["uri"], tmp_path / "b", attach=False)
     for name in FILES:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     for png in ("loss.png", "accuracy.png"):
@@ -151,12 +154,12 @@ def test_same_store_gives_byte_identical_files(synth, tmp_path):
 
 
 def test_resumed_sweep_uses_the_latest_finished_run_of_each_job(synth, tmp_path):
-    folder = report.generate("resumed", synth["uri"], tmp_path, attach=False)
+    folder = generate("resumed", synth["uri"], tmp_path, attach=False)
     md = (folder / "report.md").read_text()
     assert "8 runs: 2 variants × 1 backend × 4 seeds (8 planned)" in md
     assert "Missing" not in md and "FAILED" not in md.split("## Environment")[0]
     # the first sweep's own report names the rerun too: a job is the latest FINISHED run of its hash
-    older = report.generate(
+    older = generate(
         "resumed", synth["uri"], tmp_path / "old", parent=synth["first"], attach=False
     )
     assert "8 runs" in (older / "report.md").read_text()
@@ -164,7 +167,7 @@ def test_resumed_sweep_uses_the_latest_finished_run_of_each_job(synth, tmp_path)
 
 
 def test_task_changing_factor_is_a_condition_and_regression_uses_r2(synth, tmp_path):
-    folder = report.generate("tasks_synth", synth["uri"], tmp_path, attach=False)
+    folder = generate("tasks_synth", synth["uri"], tmp_path, attach=False)
     md = (folder / "report.md").read_text()
     assert "| data | digits_binary, diabetes | condition; changes the task" in md
     assert "| optimizer | gd, adam | compared (baseline gd) |" in md
@@ -180,9 +183,12 @@ def test_task_changing_factor_is_a_condition_and_regression_uses_r2(synth, tmp_p
 
 def test_parity_verdict_is_reported(synth, tmp_path):
     md = (
-        report.generate("parity_synth", synth["uri"], tmp_path, attach=False) / "report.md"
+        generate("parity_synth", synth["uri"], tmp_path, attach=False) / "report.md"
     ).read_text()
-    verdict = "**Parity verdict of the sweep: fail** (2 framework runs checked against the NumPy reference; fail if any failed: keras-adam)."
+    verdict = (
+        "**Parity verdict of the sweep: fail** (2 framework runs checked against the NumPy "
+        "reference; fail if any failed: keras-adam)."
+    )
     assert md.count(verdict) == 2  # in the answer and in the agreement section
     assert "| adam | keras | fail 1/1 | 0.5 | 3e-08 | loss 1e-05 |" in md
     assert "| gd | keras | pass 1/1 | 2e-07 | 3e-08 | loss 1e-05 |" in md
@@ -190,7 +196,7 @@ def test_parity_verdict_is_reported(synth, tmp_path):
 
 
 def run_main(capsys, *args: str) -> tuple[int, str]:
-    code = report.main(list(args))
+    code = main(list(args))
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return code, err
@@ -249,7 +255,9 @@ def test_sweep_then_report_end_to_end(tmp_path):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    folder = tmp_path / "results" / "course_binary"
+    assert "wrote results/local/course_binary/report.md" in proc.stderr
+    folder = tmp_path / "results" / "local" / "course_binary"
+    assert not (tmp_path / "results" / "course_binary").exists()  # the committed one untouched
     md = (folder / "report.md").read_text()
     assert "The lesson's 25-15-1 sigmoid digit classifier" in md
     assert "| backend | keras, lightning | agreement checked |" in md
@@ -266,7 +274,7 @@ def test_sweep_then_report_end_to_end(tmp_path):
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {
         f"report/{f}" for f in FILES
     }
-    again = report.generate("course_binary", store, tmp_path / "again")
+    again = generate("course_binary", store, tmp_path / "again")
     for name in FILES:
         assert (again / name).read_bytes() == (folder / name).read_bytes(), name
 
@@ -276,11 +284,11 @@ def test_rerunning_the_sweep_gives_identical_tables_apart_from_times(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["+experiment=course_binary", "train.epochs=3", "seed=0,1", f"tracking.uri={store}"]
     assert cli(*args, "-m", cwd=tmp_path).returncode == 0
-    first = report.generate("course_binary", store, tmp_path / "first")
+    first = generate("course_binary", store, tmp_path / "first")
     assert cli(*args, "tracking.resume=false", "-m", cwd=tmp_path).returncode == 0  # fresh runs
-    second = report.generate("course_binary", store, tmp_path / "second")
+    second = generate("course_binary", store, tmp_path / "second")
     a, b = (first / "report.md").read_text(), (second / "report.md").read_text()
     assert a != b  # new runs, new ids and times
-    assert report.deterministic_text(a) == report.deterministic_text(b)
+    assert deterministic_text(a) == deterministic_text(b)
     for name in ("summary.csv", "loss.png", "accuracy.png"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import cli as report
+from harness.report.build import generate
 from tests.report_fixtures import build_store
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -44,7 +44,7 @@ def generated(tmp_path_factory) -> dict[str, dict[str, bytes]]:
     store = build_store(root)
     out = {}
     for case, experiment, parent in CASES:
-        folder = report.generate(
+        folder = generate(
             experiment,
             store["uri"],
             root / "out" / case,
