@@ -15,14 +15,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness.report import stats
-from harness.report.build import generate
+from harness.report.build import FILES, generate
 from harness.report.cli import main
 from harness.report.sections import deterministic_text
 from tests.conftest import cli
 from tests.report_fixtures import FINAL, build_store
 
 T975_DF3 = 3.182446305284263  # t table: 97.5% quantile, 3 degrees of freedom
-FILES = ["report.md", "loss.png", "accuracy.png", "summary.csv", "timing.csv"]
 
 
 def t3_two_sided_p(t: float) -> float:
@@ -104,7 +103,7 @@ def test_report_states_the_hand_computed_comparison(synth, tmp_path):
     assert (
         f"Keras: relu reaches training loss ≤ 0.1 in 4 ± {half_r:.2g} epochs against 8.25 ± "
         f"{half_s:.2g} for sigmoid (difference -4.25, 95% CI [{lo:.4g}, {hi:.4g}], d_z = -8.5, "
-        "paired t-test p < 0.001, Wilcoxon p = 0.125)" in md
+        "paired t-test p < 0.001, Holm p = 0.004)" in md
     )
     assert t3_two_sided_p(-17.0) < 0.001
     # linear never reaches 0.1: the final training loss is compared instead

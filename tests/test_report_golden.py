@@ -20,7 +20,14 @@ from harness.report.build import generate
 from tests.report_fixtures import build_store
 
 GOLDEN = Path(__file__).parent / "golden"
-TEXT_FILES = ["report.md", "summary.csv", "timing.csv"]
+TEXT_FILES = [
+    "report.md",
+    "summary.csv",
+    "timing.csv",
+    "verdicts.csv",
+    "runs.csv",
+    "sweep.json",
+]
 # (folder under tests/golden, experiment, which sweep: None = the latest, else a build_store key)
 CASES = [
     ("acts", "acts", None),

@@ -6,11 +6,12 @@ Plain dataclasses out; no text, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness.report import stats
 from harness.report.design import Design, cell
 from harness.report.load import SCORE_NAME, SweepRun
+from harness.report.verdicts import Verdict
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class MetricComparison:
     reached_b: int = 0
     n_pairs: int = 0
     budget: int = 0  # epochs the runs trained
+    a_values: list[float] = field(default_factory=list)  # per seed, paired; empty if censored
+    b_values: list[float] = field(default_factory=list)
+    verdict: Verdict | None = None  # filled in by harness.report.questions
 
 
 @dataclass
@@ -122,7 +126,15 @@ def compare(
     ):
         xa, xb = final_values(paired_runs, key)
         finals.append(
-            MetricComparison(name, key, stats.mean_ci(xa), stats.mean_ci(xb), stats.paired(xa, xb))
+            MetricComparison(
+                name,
+                key,
+                stats.mean_ci(xa),
+                stats.mean_ci(xb),
+                stats.paired(xa, xb),
+                a_values=xa,
+                b_values=xb,
+            )
         )
     th = threshold(first.task)
     ea = [epochs_to(x) for x, _ in paired_runs]
@@ -148,6 +160,8 @@ def compare(
         len(rb),
         n,
         budget,
+        a_values=[float(e) for e in ea] if result else [],
+        b_values=[float(e) for e in eb] if result else [],
     )
     return Comparison(where, level, backend, *finals, epochs)
 
@@ -180,6 +194,9 @@ class Agreement:
     key: str
     result: stats.Paired
     worst: float  # largest |difference| over the pairs
+    a_values: list[float] = field(default_factory=list)  # the first backend, per seed
+    b_values: list[float] = field(default_factory=list)  # this backend, same seeds
+    verdict: Verdict | None = None  # filled in by harness.report.questions
 
 
 def agreement(runs: list[SweepRun], d: Design) -> list[Agreement]:
@@ -194,7 +211,7 @@ def agreement(runs: list[SweepRun], d: Design) -> list[Agreement]:
             for key in ("train/loss", "val/loss", f"val/{score}"):
                 xa, xb = final_values(paired_runs, key)
                 worst = max(abs(p - q) for p, q in zip(xa, xb, strict=True))
-                out.append(Agreement(v, b, key, stats.paired(xa, xb), worst))
+                out.append(Agreement(v, b, key, stats.paired(xa, xb), worst, xa, xb))
     return out
 
 

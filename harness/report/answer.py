@@ -4,21 +4,18 @@ backends, the parity verdict; then the table of every comparison and the method.
 from __future__ import annotations
 
 from harness.report import stats
-from harness.report.analysis import (
-    Comparison,
-    MetricComparison,
-    agreement,
-    comparisons,
-    stratum_label,
-)
+from harness.report.analysis import Comparison, MetricComparison, stratum_label
 from harness.report.design import Design, Factor, backend_name
 from harness.report.load import SCORE_NAME, SweepRun
+from harness.report.questions import Findings
 from harness.report.tables import comparisons_table
 from harness.report.text import num, p_phrase, plural, pm
 
 
-def stats_text(r: stats.Paired) -> str:
-    """A paired result in words: difference, CI, effect size, tests; or why there is none."""
+def stats_text(m: MetricComparison) -> str:
+    """A paired result in words: difference, CI, effect size, test with its Holm-adjusted p;
+    or why there is none."""
+    r = m.result
     if r.n < 2:
         return "1 pair: no interval or test"
     if r.constant and r.diff.mean == 0:
@@ -27,8 +24,8 @@ def stats_text(r: stats.Paired) -> str:
         return f"difference {num(r.diff.mean)} in each of the {r.n} pairs: no spread, so no test"
     return (
         f"difference {num(r.diff.mean)}, 95% CI [{num(r.diff.lo)}, {num(r.diff.hi)}], "
-        f"d_z = {num(r.d_z, 3)}, paired t-test p {p_phrase(r.p_t)}, "
-        f"Wilcoxon p {p_phrase(r.p_wilcoxon)}"
+        f"d_z = {num(r.d_z, 3)}, paired t-test p {p_phrase(r.p_t)}"
+        + (f", Holm p {p_phrase(m.verdict.p_adj)}" if m.verdict is not None else "")
     )
 
 
@@ -43,7 +40,7 @@ def _epochs_clause(level: str, base: str, epochs: MetricComparison) -> str:
     if epochs.result is not None:
         return (
             f"{level} reaches {what} in {pm(epochs.b)} epochs against {pm(epochs.a)} for "
-            f"{base} ({stats_text(epochs.result)})"
+            f"{base} ({stats_text(epochs)})"
         )
     n = epochs.n_pairs
 
@@ -63,14 +60,14 @@ def sentence(level: str, base: str, c: Comparison) -> str:
     loss, score = c.train_loss, c.score
     return (
         f"{_epochs_clause(level, base, c.epochs)}; final training loss {num(loss.b.mean)} for "
-        f"{level} against {num(loss.a.mean)} for {base} ({stats_text(loss.result)}); "
+        f"{level} against {num(loss.a.mean)} for {base} ({stats_text(loss)}); "
         f"{score.name} {num(score.b.mean)} against {num(score.a.mean)} "
-        f"({stats_text(score.result)})"
+        f"({stats_text(score)})"
     )
 
 
-def agreement_sentences(runs: list[SweepRun], d: Design) -> list[str]:
-    rows = agreement(runs, d)
+def agreement_sentences(runs: list[SweepRun], d: Design, found: Findings) -> list[str]:
+    rows = found.agreement
     if not rows:
         return ["Only one backend ran: no agreement to check."]
     b0 = d.backends[0]
@@ -92,6 +89,25 @@ def agreement_sentences(runs: list[SweepRun], d: Design) -> list[str]:
             f"seed): final validation loss differs by at most {num(loss.worst, 3)}{where(loss)}, "
             f"final validation {score_name} by at most {num(score.worst, 3)}{where(score)}."
         )
+        same = [a.verdict for a in mine if a.verdict is not None]
+        if not same:
+            continue
+        equivalent = [v for v in same if v.label == "equivalent"]
+        margins = "; ".join(
+            sorted({f"{v.metric} {v.margin_spec}" for v in same}, key=lambda t: t.split()[0])
+        )
+        out.append(
+            f"Equivalence (TOST at α = {same[0].alpha:g}, Holm over the {len(same)} agreement "
+            f"tests; margins {margins}): {backend_name(b)} is equivalent to {backend_name(b0)} "
+            f"on {len(equivalent)} of {len(same)} final metrics"
+            + (
+                "."
+                if len(equivalent) == len(same)
+                else "; the others: "
+                + ", ".join(f"{v.metric} {v.summary}" for v in same if v.label != "equivalent")
+                + "."
+            )
+        )
     return out
 
 
@@ -111,13 +127,13 @@ def parity_sentence(runs: list[SweepRun]) -> str:
 METHOD = (
     "Method: n = seeds; the backends are tested separately, never pooled (they share weights "
     "and batches, so their runs are not independent replicates). Intervals are t intervals; "
-    "p-values are two-sided, from `scipy.stats.ttest_rel` and `scipy.stats.wilcoxon` (exact; "
-    "with 3 pairs the Wilcoxon test cannot go below p = 0.25). d_z = mean difference / SD of "
-    "the differences. A difference that is the same in every pair has no spread and no test."
+    "p-values are two-sided paired t-tests (`scipy.stats.ttest_rel`), Holm-adjusted over every "
+    "comparison of this report (`statsmodels`). d_z = mean difference / SD of the differences. "
+    "A difference that is the same in every pair has no spread and no test."
 )
 
 
-def answer_section(runs: list[SweepRun], d: Design) -> list[str]:
+def answer_section(runs: list[SweepRun], d: Design, found: Findings) -> list[str]:
     f = d.compared
     out = ["## Answer", ""]
     if any("parity_verdict" in r.tags for r in runs):
@@ -137,9 +153,9 @@ def answer_section(runs: list[SweepRun], d: Design) -> list[str]:
                 "Only the backend is swept: the question is whether the frameworks train the "
                 "same model alike."
             )
-        out += ["", *agreement_sentences(runs, d), "", "Speed: see Measured times."]
+        out += ["", *agreement_sentences(runs, d, found), "", "Speed: see Measured times."]
         return out
-    comps = comparisons(runs, d)
+    comps = found.comparisons
     base = f.levels[0]
     out.append(
         f"Each level of **{f.label}** is compared with **{base}** (its first level) within each "

@@ -23,7 +23,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.report.build import generate
+from harness.report.build import generate, regenerate
+from harness.report.claims import write_claims
 from harness.report.load import LESSON, ReportError
 from harness.report.reproduce import reproduce
 
@@ -31,56 +32,89 @@ COMMITTED = Path("results")  # the committed reports: written only when asked
 LOCAL = COMMITTED / "local"  # ad-hoc reports (gitignored), so a rerun never dirties the tree
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         prog="python -m harness.report",
-        description="Write a report (report.md, loss.png, accuracy.png, summary.csv, timing.csv) "
-        "of an experiment's latest sweep in MLflow to results/local/<experiment>/, and attach it "
-        "to the sweep's parent run. The committed results/<experiment>/ is written only by "
+        description="Write a report (report.md with its verdicts, figures, summary.csv, "
+        "timing.csv, verdicts.csv and its data runs.csv + sweep.json) of an experiment's latest "
+        "sweep in MLflow to results/local/<experiment>/, attach it to the sweep's parent run "
+        "and tag the verdicts there. The committed results/<experiment>/ is written only by "
         "--reproduce or --out results.",
     )
-    parser.add_argument(
-        "experiments", nargs="+", metavar="EXPERIMENT", help=f"e.g. {' '.join(LESSON)}"
-    )
-    parser.add_argument(
-        "--parent", help="report this sweep (its parent run id) instead of the latest"
-    )
-    parser.add_argument(
+    p.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help=f"e.g. {' '.join(LESSON)}")
+    p.add_argument("--parent", help="report this sweep (its parent run id) instead of the latest")
+    p.add_argument(
         "--tracking-uri",
         help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///results/mlflow.db)",
     )
-    parser.add_argument(
+    p.add_argument(
         "--out",
         type=Path,
         help=f"parent folder of the report (default {LOCAL}, not committed; with --reproduce "
-        f"{COMMITTED}, the committed reports)",
+        f"and --claims {COMMITTED}, the committed reports)",
     )
-    parser.add_argument(
+    p.add_argument(
         "--compare",
         metavar="KEY",
         help="the factor to compare (default: the first swept factor that keeps the task)",
     )
-    parser.add_argument(
-        "--no-attach", action="store_true", help="do not attach the report to the parent run"
+    p.add_argument(
+        "--no-attach",
+        action="store_true",
+        help="do not attach the report to the parent run, nor tag its verdicts there",
     )
-    parser.add_argument(
+    p.add_argument(
         "--reproduce",
         action="store_true",
         help=f"first run each experiment's sweep at its default budget; writes to {COMMITTED}",
     )
-    args = parser.parse_args(argv)
+    p.add_argument(
+        "--from-data",
+        type=Path,
+        metavar="FOLDER",
+        help="regenerate a report from the data a report folder ships (runs.csv, sweep.json), "
+        "without the store",
+    )
+    p.add_argument(
+        "--claims",
+        action="store_true",
+        help=f"write {COMMITTED}/CLAIMS.md (or <out>/CLAIMS.md), the course's claims with their "
+        "verdicts, from the committed reports' data",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser()
+    args = ap.parse_args(argv)
     if args.parent and len(args.experiments) > 1:
-        parser.error("--parent names one sweep: give one experiment")
-    out = args.out or (COMMITTED if args.reproduce else LOCAL)
+        ap.error("--parent names one sweep: give one experiment")
+    if not (args.experiments or args.claims or args.from_data):
+        ap.error("name an experiment (or use --from-data FOLDER or --claims)")
+    if args.from_data and (args.reproduce or args.parent or args.compare):
+        ap.error(
+            "--from-data regenerates a report as it was made: no --reproduce, --parent, --compare"
+        )
     try:
-        if args.reproduce:
-            reproduce(args.experiments, args.tracking_uri, out, args.compare)
-            return 0
-        for name in args.experiments:
-            folder = generate(
-                name, args.tracking_uri, out, args.parent, args.compare, not args.no_attach
-            )
+        if args.from_data:
+            folder = regenerate(args.from_data, args.out or LOCAL)
             print(f"[harness.report] wrote {folder / 'report.md'}", file=sys.stderr)
+        elif args.reproduce:
+            reproduce(args.experiments, args.tracking_uri, args.out or COMMITTED, args.compare)
+        else:
+            for name in args.experiments:
+                folder = generate(
+                    name,
+                    args.tracking_uri,
+                    args.out or LOCAL,
+                    args.parent,
+                    args.compare,
+                    not args.no_attach,
+                )
+                print(f"[harness.report] wrote {folder / 'report.md'}", file=sys.stderr)
+        if args.claims:
+            path = write_claims(args.out or COMMITTED)
+            print(f"[harness.report] wrote {path}", file=sys.stderr)
     except ReportError as exc:
         print(f"harness.report: {exc}", file=sys.stderr)
         return 2

@@ -8,8 +8,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import pandas as pd
-
 from harness.report import stats
 from harness.report.analysis import (
     Agreement,
@@ -21,7 +19,7 @@ from harness.report.analysis import (
 )
 from harness.report.design import Design, cell
 from harness.report.load import SCORE_NAME, SweepRun
-from harness.report.text import Column, Table, est, num, pval
+from harness.report.text import Column, Row, Table, est, num, pval
 
 METRIC_NAME = {
     "train/loss": "final training loss",
@@ -56,11 +54,11 @@ def results_table(runs: list[SweepRun], d: Design) -> Table:
     mixed = len({r.score for r in runs}) > 1
     score_head = "final val score" if mixed else f"final val {SCORE_NAME[runs[0].score]}"
 
-    def score_cell(row: pd.Series) -> str:
+    def score_cell(row: Row) -> str:
         text = est(row["val_score"])
         return f"{SCORE_NAME[row['score_metric']]} {text}" if mixed else text
 
-    def epochs_cell(row: pd.Series) -> str:
+    def epochs_cell(row: Row) -> str:
         if not row["reached"]:
             return f"not reached (0/{row['seeds']})"
         return f"{est(row['epochs'], 3)} ({row['reached']}/{row['seeds']})"
@@ -174,7 +172,7 @@ def comparisons_table(comps: list[Comparison], d: Design) -> Table:
                     est(r.diff) if r else m.note,
                     num(r.d_z, 3) if r else "",
                     pval(r.p_t) if r else "",
-                    pval(r.p_wilcoxon) if r else "",
+                    pval(m.verdict.p_adj) if m.verdict is not None else "",
                     str(r.n) if r else "",
                 ]
             )
@@ -188,7 +186,7 @@ def comparisons_table(comps: list[Comparison], d: Design) -> Table:
         "difference [95% CI]",
         "d_z",
         "t-test p",
-        "Wilcoxon p",
+        "Holm p",
         "pairs",
     ]
     return Table.of([Column(h, h) for h in headers], rows)
@@ -203,6 +201,8 @@ def agreement_table(rows: list[Agreement], d: Design) -> Table:
             Column("metric", "final metric"),
             Column("difference", "mean difference [95% CI]"),
             Column("worst", "max |difference|"),
+            Column("verdict", "verdict"),
+            Column("tost", "TOST p (Holm)"),
             Column("pairs", "pairs"),
         ],
         [
@@ -212,6 +212,8 @@ def agreement_table(rows: list[Agreement], d: Design) -> Table:
                 METRIC_NAME.get(a.key, a.key),
                 est(a.result.diff),
                 num(a.worst, 3),
+                a.verdict.summary if a.verdict is not None else "",
+                pval(a.verdict.p_tost_adj) if a.verdict is not None else "",
                 str(a.result.n),
             ]
             for a in rows

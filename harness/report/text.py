@@ -64,7 +64,8 @@ def p_phrase(p: float) -> str:
 
 # --- tables ------------------------------------------------------------------------------
 
-Cell = Callable[[pd.Series], str]
+Row = dict[str, Any]  # a row of a frame: column key -> value, as stored
+Cell = Callable[[Row], str]
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,18 @@ class Table:
         )
         return cls(frame, list(columns))
 
+    def rows(self) -> list[Row]:
+        """The rows with their values as stored (iterrows would infer a dtype per row)."""
+        keys = list(self.frame.columns)
+        return [dict(zip(keys, values, strict=True)) for values in self.frame.itertuples(False)]
+
     def markdown(self) -> str:
         shown = [c for c in self.columns if c.md is not None]
         lines = [
             "| " + " | ".join(_escape(c.md) for c in shown) + " |",
             "|" + "---|" * len(shown),
         ]
-        for _, row in self.frame.iterrows():
+        for row in self.rows():
             lines.append("| " + " | ".join(_escape(_md_cell(c, row)) for c in shown) + " |")
         return "\n".join(lines)
 
@@ -114,7 +120,7 @@ class Table:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(head)
-        for _, row in self.frame.iterrows():
+        for row in self.rows():
             out: list[Any] = []
             for c in written:
                 value = row[c.key]
@@ -123,7 +129,7 @@ class Table:
         return buf.getvalue().encode()
 
 
-def _md_cell(column: Column, row: pd.Series) -> str:
+def _md_cell(column: Column, row: Row) -> str:
     if column.cell is not None:
         return column.cell(row)
     value = row[column.key]
