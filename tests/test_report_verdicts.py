@@ -48,6 +48,13 @@ def store(tmp_path_factory) -> dict:
     s["twins"] = fab.parent("twins", "twins", jobs)
     for j in jobs:
         fab.job("twins", s["twins"], j)
+    for exp, margin in (("tight", "1e-9"), ("badmargin", "five")):  # report.margins.loss
+        jobs = twin_jobs(exp)
+        for j in jobs:
+            j["params"] = {**j["params"], "report.margins.loss": margin}
+        parent = fab.parent(exp, exp, jobs)
+        for j in jobs:
+            fab.job(exp, parent, j)
     return s
 
 
@@ -81,6 +88,21 @@ def test_identical_arms_read_equivalent(store, tmp_path):
     assert "**equivalent within ±5% of sigmoid" in md and "Wilcoxon" not in md
     assert "the exact sign-flip test cannot give p < 0.05" in md  # said once, 4 seeds
     assert md.count("sign-flip test cannot") == 1
+
+
+def test_margins_declared_in_the_config_decide_equivalence(store, tmp_path, capsys):
+    folder = generate("tight", store["uri"], tmp_path, attach=False)
+    found = verdicts(folder)
+    tanh = "model.hidden_activation=tanh vs sigmoid"
+    assert found[(tanh, "keras", "val/loss")] == "unresolved"  # 1e-5 apart, margin 1e-9
+    assert found[(tanh, "keras", "val/accuracy")] == "equivalent"  # default margin kept
+    md = (folder / "report.md").read_text()
+    assert "margins: accuracy ±0.01, epochs_to_threshold ±1, loss ±1e-09, r2 ±0.01" in md
+    assert "`report.margins." not in md  # neither a factor nor a setting held fixed
+    code = main(["badmargin", "--tracking-uri", store["uri"], "--out", str(tmp_path / "bad")])
+    err = capsys.readouterr().err
+    assert code == 2 and "report.margins.loss='five'" in err and "5%" in err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_verdicts_are_tagged_on_the_parent_run(store, tmp_path):

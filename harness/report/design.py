@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from harness.report.load import ReportError, Sweep, SweepRun
 
 # Parameters that are not factors: where runs are logged, the text of the question, the
-# replicate and the backend (reported separately), and sizes that follow from the data.
-NOT_FACTORS = ("tracking.", "question", "seed", "backend.name")
+# replicate and the backend (reported separately), how the report judges (its margins), and
+# sizes that follow from the data.
+NOT_FACTORS = ("tracking.", "question", "seed", "backend.name", "report.")
 DERIVED_PREFIX = "data.n_"
 BACKEND_ORDER = ["keras", "lightning", "numpy"]
 

@@ -21,7 +21,7 @@ from harness.report.analysis import (
     stratum_label,
 )
 from harness.report.design import Design, backend_name
-from harness.report.load import SweepRun
+from harness.report.load import ReportError, SweepRun
 from harness.report.text import Column, Table, num, pval
 from harness.report.verdicts import Margin, Verdict
 
@@ -33,6 +33,46 @@ EPOCHS_MARGIN = Margin(1.0)
 # so they must agree far more tightly than two designs: ±0.1% of the loss, ±0.001 of the score.
 AGREEMENT_MARGINS = {"loss": Margin(0.001, relative=True), "accuracy": Margin(0.001)}
 AGREEMENT_MARGINS["r2"] = Margin(0.001)
+
+
+MARGIN_PARAM = "report.margins."  # a run's param report.margins.<metric> = "0.005" | "5%"
+
+
+def declared_margins(runs: list[SweepRun]) -> dict[str, Margin]:
+    """The margins the experiment's config declares (`report.margins`), by metric segment."""
+    out: dict[str, Margin] = {}
+    for run in runs:
+        for name, text in run.params.items():
+            if not name.startswith(MARGIN_PARAM):
+                continue
+            metric = name[len(MARGIN_PARAM) :]
+            relative = text.strip().endswith("%")
+            try:
+                value = float(text.strip().rstrip("%")) / (100 if relative else 1)
+                margin = Margin(value, relative=relative)
+            except ValueError:
+                raise ReportError(
+                    f"{name}={text!r} (run {run.name}): a margin is a number >= 0 (absolute) "
+                    "or a percentage of the baseline's mean such as 5%; fix report.margins in "
+                    "the experiment's config"
+                ) from None
+            if out.setdefault(metric, margin) != margin:
+                raise ReportError(
+                    f"the runs declare different margins for {metric}: {out[metric]} and "
+                    f"{margin}; one sweep must use one report.margins"
+                )
+    return out
+
+
+def design_margins(runs: list[SweepRun]) -> dict[str, Margin]:
+    """Every margin a design comparison uses: the defaults, then what the config declares."""
+    defaults = {**verdicts.DEFAULT_MARGINS, EPOCHS: EPOCHS_MARGIN}
+    return defaults | declared_margins(runs)
+
+
+def margins_text(margins: dict[str, Margin]) -> str:
+    """`accuracy ±0.01, epochs_to_threshold ±1, loss ±5%, r2 ±0.01`."""
+    return ", ".join(f"{k} {margins[k]}" for k in sorted(margins))
 
 
 @dataclass
@@ -56,7 +96,9 @@ class Question:
         return f"verdict/{comparison}/{self.metric}"
 
 
-def decide_comparisons(comps: list[Comparison], d: Design) -> list[Question]:
+def decide_comparisons(
+    comps: list[Comparison], d: Design, margins: dict[str, Margin]
+) -> list[Question]:
     """Verdicts for every metric of every comparison; sets each MetricComparison.verdict."""
     f = d.compared
     family, slots = [], []
@@ -84,7 +126,7 @@ def decide_comparisons(comps: list[Comparison], d: Design) -> list[Question]:
                     m.b_values,
                     m.a_values,
                     higher_is_better=False if epochs else None,
-                    margin=EPOCHS_MARGIN if epochs else None,
+                    margin=margins.get(m.key.rsplit("/", 1)[-1]),
                 )
             )
             slots.append((q, m))
@@ -231,6 +273,7 @@ class Findings:
 
     comparisons: list[Comparison]
     agreement: list[Agreement]
+    margins: dict[str, Margin]  # of the design comparisons
     questions: list[Question]  # the compared factor's levels against its baseline
     agreement_questions: list[Question]
 
@@ -248,4 +291,7 @@ class Findings:
 def analyse(runs: list[SweepRun], d: Design) -> Findings:
     comps = comparisons(runs, d)
     rows = agreement(runs, d) if len(d.backends) > 1 else []
-    return Findings(comps, rows, decide_comparisons(comps, d), decide_agreement(rows, d))
+    margins = design_margins(runs)
+    return Findings(
+        comps, rows, margins, decide_comparisons(comps, d, margins), decide_agreement(rows, d)
+    )

@@ -7,7 +7,14 @@ from harness.report.analysis import threshold
 from harness.report.answer import agreement_sentences, answer_section, parity_sentence
 from harness.report.design import Design, backend_name
 from harness.report.load import Sweep, SweepRun
-from harness.report.questions import Findings, counts, perm_sentence, verdict_table
+from harness.report.questions import (
+    AGREEMENT_MARGINS,
+    Findings,
+    counts,
+    margins_text,
+    perm_sentence,
+    verdict_table,
+)
 from harness.report.tables import (
     NUMERICS,
     agreement_table,
@@ -222,6 +229,7 @@ def verdict_section(d: Design, found: Findings) -> list[str]:
         else "each backend against " + backend_name(d.backends[0])
     )
     alpha = next(q.verdict.alpha for q in questions if q.verdict is not None)
+    margins = margins_text(found.margins)
     out += [
         f"{what[0].upper()}{what[1:]}, paired by seed, per metric: {counts(questions)}.",
         "",
@@ -232,8 +240,9 @@ def verdict_section(d: Design, found: Findings) -> list[str]:
             f"{len(questions)} rows, is below α = {alpha:g} and the bootstrap interval of the "
             "effect excludes 0 (better or worse in the metric's direction: lower loss and "
             "fewer epochs are better). **equivalent within ±δ**: otherwise, the two one-sided "
-            "tests (TOST, Holm) place the effect inside ±δ; margins: accuracy and R² ±0.01, "
-            "losses ±5% of the baseline, epochs ±1 (backend agreement: ±0.001, losses ±0.1%). "
+            f"tests (TOST, Holm) place the effect inside ±δ; margins: {margins} (relative ones "
+            "of the baseline's mean; set by `report.margins` in the experiment's config), "
+            f"backend agreement {margins_text(AGREEMENT_MARGINS)}. "
             "**unresolved**: neither; the seeds a paired t-test needs for 80% power at the "
             "observed effect size are stated. P(other better): the share of seeds where the "
             "other arm is better."

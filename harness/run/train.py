@@ -26,7 +26,7 @@ from harness.core.metrics import task_metrics
 from harness.store.tracking import RunFailed, tracked_run
 
 # Fields that do not change what is computed: excluded from the config hash.
-NON_RESULT_FIELDS = ("tracking", "question", "parallel")
+NON_RESULT_FIELDS = ("tracking", "question", "parallel", "report")
 
 
 @dataclass
