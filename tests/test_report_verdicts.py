@@ -106,7 +106,10 @@ def test_margins_declared_in_the_config_decide_equivalence(store, tmp_path, caps
 
 
 def test_verdicts_are_tagged_on_the_parent_run(store, tmp_path):
-    generate("acts", store["uri"], tmp_path)
+    first = generate("acts", store["uri"], tmp_path / "first")
+    again = generate("acts", store["uri"], tmp_path / "again")  # now with the tags on the parent
+    for name in FILES:  # the report's own tags are not part of the sweep it reports
+        assert (again / name).read_bytes() == (first / name).read_bytes(), name
     run = MlflowClient(tracking_uri=store["uri"]).get_run(store["parent"])
     key = "verdict/model.hidden_activation_relu vs sigmoid keras/epochs_to_threshold"
     assert run.data.tags[key] == "better"

@@ -27,6 +27,7 @@ from harness.report.load import ReportError, Sweep, SweepRun
 RUNS_CSV = "runs.csv"
 SWEEP_JSON = "sweep.json"
 SWEEP_FIELDS = ["experiment", "parent_id", "parent_name", "status", "tags", "params"]
+VERDICT_PREFIX = "verdict/"
 
 
 def _text(x: float) -> str:
@@ -69,6 +70,8 @@ def runs_csv(sweep: Sweep) -> bytes:
 
 def sweep_json(sweep: Sweep, report_cmd: str, compare: str | None) -> bytes:
     meta = {k: getattr(sweep, k) for k in SWEEP_FIELDS}
+    # an earlier report's verdict tags on the parent are its output, not the sweep's
+    meta["tags"] = {k: v for k, v in sweep.tags.items() if not k.startswith(VERDICT_PREFIX)}
     meta |= {
         "planned": sweep.planned,
         "missing": sweep.missing,
