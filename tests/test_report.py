@@ -1,11 +1,10 @@
 """Reports: statistics against hand-computed values, synthetic sweeps written to a real SQLite
-MLflow store (the structure harness.sweep.callback and harness.run.train write), byte-identical regeneration,
-clear errors, and one real sweep-then-report through both CLIs."""
+MLflow store (the structure harness.sweep.callback and harness.run.train write), byte-identical
+regeneration, clear errors, and one real sweep-then-report through both CLIs."""
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import subprocess
 import sys
@@ -13,16 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from harness.report import cli as report
-
 from harness.report import stats
+from harness.report.build import FILES, generate
+from harness.report.cli import main
+from harness.report.sections import deterministic_text
 from tests.conftest import cli
+from tests.report_fixtures import FINAL, build_store
 
 T975_DF3 = 3.182446305284263  # t table: 97.5% quantile, 3 degrees of freedom
-FILES = ["report.md", "loss.png", "accuracy.png", "summary.csv", "timing.csv"]
 
 
 def t3_two_sided_p(t: float) -> float:
@@ -81,276 +80,9 @@ def test_ratio_threshold_and_band():
 
 # --- synthetic sweeps in a real MLflow store -----------------------------------------------
 
-EPOCHS = 10
-SEEDS = [0, 1, 2, 3]
-# train loss: first epoch <= 0.1 per seed (None: never) and final value per seed
-CROSS = {"sigmoid": [7, 8, 9, 9], "relu": [3, 4, 4, 5], "linear": [None] * 4}
-FINAL = {
-    "sigmoid": [0.09, 0.085, 0.08, 0.07],
-    "relu": [0.03, 0.02, 0.04, 0.01],
-    "linear": [0.5, 0.45, 0.55, 0.52],
-}
-LIGHTNING_OFFSET = [1e-6, 2e-6, 3e-6, 4e-6]  # added to Lightning's val loss, per seed
-STEADY = {"keras": [0.1, 0.2, 0.1, 0.2], "lightning": [0.4, 0.8, 0.4, 0.8]}
-
-
-def loss_curve(cross: int | None, final: float) -> list[float]:
-    """Above 0.1 before `cross`, 0.1 at `cross`, then linear to `final`."""
-    if cross is None:
-        return list(np.linspace(1.0, final, EPOCHS))
-    return list(np.linspace(1.0, 0.2, cross - 1)) + list(
-        np.linspace(0.1, final, EPOCHS - cross + 1)
-    )
-
-
-def base_params(experiment: str, seed: int, backend: str) -> dict[str, str]:
-    return {
-        "backend.name": backend,
-        "seed": str(seed),
-        "data.name": "digits",
-        "data.task": "multiclass",
-        "data.n_train": "1437",
-        "model.hidden": "[25, 15]",
-        "model.hidden_activation": "sigmoid",
-        "model.output_activation": "softmax",
-        "model.from_logits": "False",
-        "optimizer.name": "adam",
-        "optimizer.lr": "0.001",
-        "train.epochs": str(EPOCHS),
-        "train.batch_size": "32",
-        "question": f"Synthetic question of {experiment}?",
-        "tracking.experiment": experiment,
-        "tracking.uri": "sqlite:///somewhere.db",
-    }
-
-
-class Fab:
-    """Writes runs as harness.sweep.callback / harness.run.train do: parent with sweep.json, nested jobs."""
-
-    def __init__(self, uri: str) -> None:
-        self.client = MlflowClient(tracking_uri=uri)
-        # artifacts beside the store, as harness.store.tracking does (MLflow's default is ./mlruns)
-        self.artifacts = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
-
-    def experiment(self, name: str) -> str:
-        exp = self.client.get_experiment_by_name(name)
-        if exp:
-            return exp.experiment_id
-        return self.client.create_experiment(name, artifact_location=(self.artifacts / name).as_uri())
-
-    def parent(
-        self, exp: str, name: str, jobs: list[dict], status: str = "FINISHED", sweep_params=None
-    ) -> str:
-        c = self.client
-        run = c.create_run(
-            self.experiment(exp),
-            run_name=f"sweep-{name}",
-            tags={
-                "harness.role": "sweep",
-                "command": f"python -m harness +experiment={exp} -m",
-                "git_commit": "abc123",
-                "sweep.overrides": f"+experiment={exp}",
-            },
-        )
-        rid = run.info.run_id
-        c.log_batch(
-            rid,
-            params=[Param("sweep.planned", str(len(jobs)))]
-            + [Param(f"sweep.params.{k}", v) for k, v in (sweep_params or {}).items()],
-        )
-        plan = [
-            {"run_name": j["name"], "config_hash": j["hash"], "overrides": j["overrides"]}
-            for j in jobs
-        ]
-        c.log_text(rid, json.dumps({"overrides": f"+experiment={exp}", "jobs": plan}), "sweep.json")
-        c.set_terminated(rid, status)
-        return rid
-
-    def job(self, exp: str, parent: str | None, j: dict, status: str = "FINISHED") -> str:
-        c = self.client
-        tags = {
-            "harness.role": "job",
-            "config_hash": j["hash"],
-            "backend": j["params"]["backend.name"],
-            "task": j["task"],
-            "dataset": j["params"]["data.name"],
-            "git_commit": "abc123",
-            "command": "python -m harness " + " ".join(j["overrides"]),
-            "device": "cpu",
-            "threads": "2",
-            "python_version": "3.11.7",
-            "platform": "Linux-test",
-            f"{j['params']['backend.name']}_version": "9.9",
-            **j.get("tags", {}),
-        }
-        if parent:
-            tags["mlflow.parentRunId"] = parent
-        run = c.create_run(self.experiment(exp), run_name=j["name"], tags=tags)
-        rid = run.info.run_id
-        c.log_batch(rid, params=[Param(k, v) for k, v in j["params"].items()])
-        metrics = [
-            Metric(k, float(v), 0, e + 1)
-            for k, curve in j["curves"].items()
-            for e, v in enumerate(curve)
-        ]
-        metrics += [Metric(k, float(v), 0, EPOCHS) for k, v in j["summary"].items()]
-        c.log_batch(rid, metrics=metrics)
-        c.set_terminated(rid, status)
-        return rid
-
-
-def activation_jobs(exp: str) -> list[dict]:
-    jobs = []
-    for act in ("sigmoid", "relu", "linear"):
-        for backend in ("keras", "lightning"):
-            for i, seed in enumerate(SEEDS):
-                train = loss_curve(CROSS[act][i], FINAL[act][i])
-                val = [v + 0.05 for v in train]
-                if backend == "lightning":
-                    val[-1] += LIGHTNING_OFFSET[i]
-                acc = list(
-                    np.linspace(0.5, 0.9 + 0.01 * i + (0.05 if act == "relu" else 0), EPOCHS)
-                )
-                params = base_params(exp, seed, backend) | {"model.hidden_activation": act}
-                jobs.append(
-                    {
-                        "name": f"{backend}-{act}-s{seed}",
-                        "hash": f"{act}{backend}{seed}",
-                        "task": "multiclass",
-                        "overrides": [
-                            f"model.hidden_activation={act}",
-                            f"backend={backend}",
-                            f"seed={seed}",
-                            f"+experiment={exp}",
-                        ],
-                        "params": params,
-                        "curves": {
-                            "train/loss": train,
-                            "val/loss": val,
-                            "train/accuracy": acc,
-                            "val/accuracy": acc,
-                            "time/epoch_s": [STEADY[backend][i]] * EPOCHS,
-                        },
-                        "summary": {
-                            "time/steady_epoch_s": STEADY[backend][i],
-                            "time/first_epoch_s": 1.0,
-                            "time/total_s": 5.0,
-                            "throughput/samples_per_s": 1437 / STEADY[backend][i],
-                            "time/step_ms": 2.0,
-                        },
-                    }
-                )
-    return jobs
-
-
-def task_jobs(exp: str) -> list[dict]:
-    """data (binary digits / regression) x optimizer (gd, adam) x 2 seeds, keras only."""
-    jobs = []
-    for data, task in (("digits_binary", "binary"), ("diabetes", "regression")):
-        for opt in ("gd", "adam"):
-            for seed in (0, 1):
-                score = "accuracy" if task == "binary" else "r2"
-                good = 0.3 if opt == "adam" else 0.0
-                params = base_params(exp, seed, "keras") | {
-                    "data.name": data,
-                    "data.task": task,
-                    "optimizer.name": opt,
-                    "data.n_train": "288" if task == "binary" else "353",
-                    "model.output_activation": "sigmoid" if task == "binary" else "linear",
-                }
-                jobs.append(
-                    {
-                        "name": f"keras-{data}-{opt}-s{seed}",
-                        "hash": f"{data}{opt}{seed}",
-                        "task": task,
-                        "overrides": [
-                            f"data={data}",
-                            f"optimizer={opt}",
-                            f"seed={seed}",
-                            f"+experiment={exp}",
-                        ],
-                        "params": params,
-                        "curves": {
-                            "train/loss": list(np.linspace(1, 0.5 - good + 0.01 * seed, EPOCHS)),
-                            "val/loss": list(np.linspace(1, 0.6 - good, EPOCHS)),
-                            f"train/{score}": list(
-                                np.linspace(0.1, 0.3 + good + 0.01 * seed, EPOCHS)
-                            ),
-                            f"val/{score}": list(np.linspace(0.1, 0.3 + good, EPOCHS)),
-                        },
-                        "summary": {"time/steady_epoch_s": 0.1, "throughput/samples_per_s": 1000.0},
-                    }
-                )
-    return jobs
-
-
-def parity_jobs(exp: str) -> list[dict]:
-    """keras and numpy x gd/adam, one seed; keras-adam fails its parity check."""
-    jobs = []
-    for opt in ("gd", "adam"):
-        for backend in ("keras", "numpy"):
-            j = activation_jobs(exp)[0]
-            j["params"] = base_params(exp, 0, backend) | {"optimizer.name": opt}
-            j["name"], j["hash"] = f"{backend}-{opt}", f"p{backend}{opt}"
-            j["overrides"] = [f"optimizer={opt}", f"backend={backend}", f"+experiment={exp}"]
-            if backend == "numpy":
-                j["tags"] = {"parity_verdict": "reference"}
-            else:
-                fail = opt == "adam"
-                j["tags"] = {
-                    "parity_verdict": "fail" if fail else "pass",
-                    "parity_tolerance": "loss 1e-05",
-                }
-                j["summary"] |= {
-                    "parity/worst_loss_rel_diff": 0.5 if fail else 2e-7,
-                    "parity/worst_param_abs_diff": 3e-8,
-                }
-            jobs.append(j)
-    return jobs
-
-
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> dict:
-    """One store, several experiments: a clean 3-level sweep, a resumed one, a task sweep,
-    a seed-only sweep, single runs without a sweep and an empty experiment."""
-    root = tmp_path_factory.mktemp("store")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    fab = Fab(uri)
-    jobs = activation_jobs("acts")
-    parent = fab.parent(
-        "acts", "acts", jobs, sweep_params={"model.hidden_activation": "sigmoid,relu,linear"}
-    )
-    for j in jobs:
-        fab.job("acts", parent, j)
-    # resumed: the first sweep's relu-keras-s1 failed; a second sweep reran only that job
-    rjobs = [
-        j
-        for j in activation_jobs("resumed")
-        if j["name"].startswith(("keras-sigmoid", "keras-relu"))
-    ]
-    first = fab.parent("resumed", "first", rjobs, status="FAILED")
-    for j in rjobs:
-        fab.job(
-            "resumed", first, j, status="FAILED" if j["name"] == "keras-relu-s1" else "FINISHED"
-        )
-    second = fab.parent("resumed", "second", rjobs)
-    fab.job("resumed", second, next(j for j in rjobs if j["name"] == "keras-relu-s1"))
-    tjobs = task_jobs("tasks_synth")
-    tparent = fab.parent("tasks_synth", "tasks", tjobs)
-    for j in tjobs:
-        fab.job("tasks_synth", tparent, j)
-    sjobs = [j for j in activation_jobs("seeds_only") if j["name"].startswith("keras-sigmoid")]
-    sparent = fab.parent("seeds_only", "seeds", sjobs)
-    for j in sjobs:
-        fab.job("seeds_only", sparent, j)
-    for j in activation_jobs("singles")[:3]:
-        fab.job("singles", None, j)
-    pjobs = parity_jobs("parity_synth")
-    pparent = fab.parent("parity_synth", "parity", pjobs)
-    for j in pjobs:
-        fab.job("parity_synth", pparent, j)
-    fab.experiment("empty")
-    return {"uri": uri, "parent": parent, "first": first, "second": second, "client": fab.client}
+    return build_store(tmp_path_factory.mktemp("store"))
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -359,7 +91,7 @@ def read_csv(path: Path) -> list[dict]:
 
 
 def test_report_states_the_hand_computed_comparison(synth, tmp_path):
-    folder = report.generate("acts", synth["uri"], tmp_path)
+    folder = generate("acts", synth["uri"], tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)
     md = (folder / "report.md").read_text()
     assert "Synthetic question of acts?" in md
@@ -369,15 +101,16 @@ def test_report_states_the_hand_computed_comparison(synth, tmp_path):
     half_r = T975_DF3 * np.std([3, 4, 4, 5], ddof=1) / 2  # 1.299
     lo, hi = -4.25 - T975_DF3 * 0.25, -4.25 + T975_DF3 * 0.25
     assert (
-        f"Keras: relu reaches training loss ≤ 0.1 in 4 ± {half_r:.2g} epochs against 8.25 ± {half_s:.2g} "
-        f"for sigmoid (difference -4.25, 95% CI [{lo:.4g}, {hi:.4g}], d_z = -8.5, paired t-test p < 0.001, "
-        "Wilcoxon p = 0.125)" in md
+        f"Keras: relu reaches training loss ≤ 0.1 in 4 ± {half_r:.2g} epochs against 8.25 ± "
+        f"{half_s:.2g} for sigmoid (difference -4.25, 95% CI [{lo:.4g}, {hi:.4g}], d_z = -8.5, "
+        "paired t-test p < 0.001, Holm p = 0.004)" in md
     )
     assert t3_two_sided_p(-17.0) < 0.001
     # linear never reaches 0.1: the final training loss is compared instead
     d = np.array(FINAL["linear"]) - np.array(FINAL["sigmoid"])
     assert (
-        f"final training loss {np.mean(FINAL['linear']):.4g} for linear against {np.mean(FINAL['sigmoid']):.4g} for sigmoid (difference {d.mean():.4g}"
+        f"final training loss {np.mean(FINAL['linear']):.4g} for linear against "
+        f"{np.mean(FINAL['sigmoid']):.4g} for sigmoid (difference {d.mean():.4g}"
         in md
     )
     assert (
@@ -410,8 +143,8 @@ def test_report_states_the_hand_computed_comparison(synth, tmp_path):
 
 
 def test_same_store_gives_byte_identical_files(synth, tmp_path):
-    a = report.generate("acts", synth["uri"], tmp_path / "a", attach=False)
-    b = report.generate("acts", synth["uri"], tmp_path / "b", attach=False)
+    a = generate("acts", synth["uri"], tmp_path / "a", attach=False)
+    b = generate("acts", synth["uri"], tmp_path / "b", attach=False)
     for name in FILES:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     for png in ("loss.png", "accuracy.png"):
@@ -420,12 +153,12 @@ def test_same_store_gives_byte_identical_files(synth, tmp_path):
 
 
 def test_resumed_sweep_uses_the_latest_finished_run_of_each_job(synth, tmp_path):
-    folder = report.generate("resumed", synth["uri"], tmp_path, attach=False)
+    folder = generate("resumed", synth["uri"], tmp_path, attach=False)
     md = (folder / "report.md").read_text()
     assert "8 runs: 2 variants × 1 backend × 4 seeds (8 planned)" in md
     assert "Missing" not in md and "FAILED" not in md.split("## Environment")[0]
     # the first sweep's own report names the rerun too: a job is the latest FINISHED run of its hash
-    older = report.generate(
+    older = generate(
         "resumed", synth["uri"], tmp_path / "old", parent=synth["first"], attach=False
     )
     assert "8 runs" in (older / "report.md").read_text()
@@ -433,7 +166,7 @@ def test_resumed_sweep_uses_the_latest_finished_run_of_each_job(synth, tmp_path)
 
 
 def test_task_changing_factor_is_a_condition_and_regression_uses_r2(synth, tmp_path):
-    folder = report.generate("tasks_synth", synth["uri"], tmp_path, attach=False)
+    folder = generate("tasks_synth", synth["uri"], tmp_path, attach=False)
     md = (folder / "report.md").read_text()
     assert "| data | digits_binary, diabetes | condition; changes the task" in md
     assert "| optimizer | gd, adam | compared (baseline gd) |" in md
@@ -449,9 +182,12 @@ def test_task_changing_factor_is_a_condition_and_regression_uses_r2(synth, tmp_p
 
 def test_parity_verdict_is_reported(synth, tmp_path):
     md = (
-        report.generate("parity_synth", synth["uri"], tmp_path, attach=False) / "report.md"
+        generate("parity_synth", synth["uri"], tmp_path, attach=False) / "report.md"
     ).read_text()
-    verdict = "**Parity verdict of the sweep: fail** (2 framework runs checked against the NumPy reference; fail if any failed: keras-adam)."
+    verdict = (
+        "**Parity verdict of the sweep: fail** (2 framework runs checked against the NumPy "
+        "reference; fail if any failed: keras-adam)."
+    )
     assert md.count(verdict) == 2  # in the answer and in the agreement section
     assert "| adam | keras | fail 1/1 | 0.5 | 3e-08 | loss 1e-05 |" in md
     assert "| gd | keras | pass 1/1 | 2e-07 | 3e-08 | loss 1e-05 |" in md
@@ -459,7 +195,7 @@ def test_parity_verdict_is_reported(synth, tmp_path):
 
 
 def run_main(capsys, *args: str) -> tuple[int, str]:
-    code = report.main(list(args))
+    code = main(list(args))
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return code, err
@@ -518,7 +254,9 @@ def test_sweep_then_report_end_to_end(tmp_path):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    folder = tmp_path / "results" / "course_binary"
+    assert "wrote results/local/course_binary/report.md" in proc.stderr
+    folder = tmp_path / "results" / "local" / "course_binary"
+    assert not (tmp_path / "results" / "course_binary").exists()  # the committed one untouched
     md = (folder / "report.md").read_text()
     assert "The lesson's 25-15-1 sigmoid digit classifier" in md
     assert "| backend | keras, lightning | agreement checked |" in md
@@ -535,7 +273,7 @@ def test_sweep_then_report_end_to_end(tmp_path):
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {
         f"report/{f}" for f in FILES
     }
-    again = report.generate("course_binary", store, tmp_path / "again")
+    again = generate("course_binary", store, tmp_path / "again")
     for name in FILES:
         assert (again / name).read_bytes() == (folder / name).read_bytes(), name
 
@@ -545,11 +283,11 @@ def test_rerunning_the_sweep_gives_identical_tables_apart_from_times(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["+experiment=course_binary", "train.epochs=3", "seed=0,1", f"tracking.uri={store}"]
     assert cli(*args, "-m", cwd=tmp_path).returncode == 0
-    first = report.generate("course_binary", store, tmp_path / "first")
+    first = generate("course_binary", store, tmp_path / "first")
     assert cli(*args, "tracking.resume=false", "-m", cwd=tmp_path).returncode == 0  # fresh runs
-    second = report.generate("course_binary", store, tmp_path / "second")
+    second = generate("course_binary", store, tmp_path / "second")
     a, b = (first / "report.md").read_text(), (second / "report.md").read_text()
     assert a != b  # new runs, new ids and times
-    assert report.deterministic_text(a) == report.deterministic_text(b)
+    assert deterministic_text(a) == deterministic_text(b)
     for name in ("summary.csv", "loss.png", "accuracy.png"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name

@@ -125,6 +125,14 @@ class TrackingConfig:
 
 
 @dataclass
+class ReportConfig:
+    # equivalence margins of the report's verdicts by the metric's last name segment
+    # (accuracy, loss, r2, epochs_to_threshold): a number is absolute, "5%" relative to the
+    # baseline's mean; a metric left out keeps harness.report.verdicts' default
+    margins: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Config:
     backend: BackendConfig = field(default_factory=BackendConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -139,6 +147,8 @@ class Config:
     mode: Mode = Mode.train
     # jobs a sweep runs at once in this process's warm workers (+launcher=parallel sets 2)
     parallel: int = 1
+    # how harness.report judges this experiment (not part of a run's identity)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
 
 def register_configs() -> None:

@@ -13,16 +13,8 @@ from typing import Any
 import numpy as np
 
 from harness.report import stats
-from harness.report.load import (
-    SCORE,
-    SCORE_NAME,
-    Design,
-    Factor,
-    Job,
-    backend_name,
-    cell,
-    ordered_unique,
-)
+from harness.report.design import Design, Factor, backend_name, cell, ordered_unique
+from harness.report.load import SCORE, SCORE_NAME, SweepRun
 
 RC = {
     "font.family": "DejaVu Sans",
@@ -44,7 +36,7 @@ def _panels(d: Design) -> tuple[list[Factor], list[tuple[str, ...]]]:
     return pf, ordered_unique(tuple(v[i] for i in idx) for v in d.variants)
 
 
-def figure(jobs: list[Job], d: Design, kind: str, experiment: str) -> bytes:
+def figure(jobs: list[SweepRun], d: Design, kind: str, experiment: str) -> bytes:
     """Mean curves over seeds with 95% bands: one row per condition, columns train and val."""
     import matplotlib
 
@@ -69,7 +61,7 @@ def figure(jobs: list[Job], d: Design, kind: str, experiment: str) -> bytes:
             variants = [v for v in d.variants if tuple(v[i] for i in pidx) == panel]
             task = next((j.task for j in jobs if j.variant in variants), "binary")
             metric = "loss" if kind == "loss" else SCORE.get(task, "accuracy")
-            title = ", ".join(f"{f.label}={v}" for f, v in zip(pf, panel))
+            title = ", ".join(f"{f.label}={v}" for f, v in zip(pf, panel, strict=True))
             for c, split in enumerate(("train", "val")):
                 ax = axes[p][c]
                 _draw(ax, jobs, d, variants, f"{split}/{metric}", handles)
@@ -111,7 +103,7 @@ def figure(jobs: list[Job], d: Design, kind: str, experiment: str) -> bytes:
 
 
 def _draw(
-    ax, jobs: list[Job], d: Design, variants: list[tuple[str, ...]], key: str, handles: dict
+    ax, jobs: list[SweepRun], d: Design, variants: list[tuple[str, ...]], key: str, handles: dict
 ) -> None:
     import matplotlib
 

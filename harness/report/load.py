@@ -1,31 +1,22 @@
-"""The runs of one sweep, read from MLflow, and the design they form: factors and levels,
-what is compared, the settings held fixed. Used by harness.report.cli (the only MLflow reader
-for reporting); writes nothing.
+"""The runs of one sweep, read from MLflow (the report's only MLflow reader; writes
+nothing). The design they form is harness.report.design.
 
 A sweep's jobs are the ones its parent run planned (`sweep.json`): for each planned config
 hash, the latest FINISHED run with that hash in the experiment (a resumed sweep skips the
 jobs an earlier sweep finished, so some may belong to an earlier parent).
-
-The design is derived, not configured:
-- the factors are the parameters that vary across the jobs, apart from the seed (the
-  replicate), the backend (checked for agreement) and parameters that follow from other
-  factors (e.g. `data.task` follows `data`), ordered as the sweep's overrides list them;
-- a factor whose levels are different tasks (different losses and metrics) is a condition;
-- the compared factor is the first factor that keeps the task (or the one named), its first
-  level (in sweep order) the baseline.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from harness.core.config import TrackingConfig
+from harness.core.paths import EXPERIMENTS_DIR
 from harness.store import (
     CONFIG_HASH_TAG,
     OVERRIDES_TAG,
@@ -39,14 +30,7 @@ from harness.store import (
     store_exists,
 )
 
-from harness.core.paths import EXPERIMENTS_DIR, PROJECT_ROOT as ROOT
 LESSON = ["course_binary", "activations", "softmax_vs_logits", "optimizers", "tasks"]
-
-# Parameters that are not factors: where runs are logged, the text of the question, the
-# replicate and the backend (reported separately), and sizes that follow from the data.
-NOT_FACTORS = ("tracking.", "question", "seed", "backend.name")
-DERIVED_PREFIX = "data.n_"
-BACKEND_ORDER = ["keras", "lightning", "numpy"]
 
 SCORE = {
     "binary": "accuracy",
@@ -65,7 +49,7 @@ class ReportError(Exception):
 
 
 @dataclass
-class Job:
+class SweepRun:
     """One FINISHED training run of the sweep, with what the report needs of it."""
 
     run_id: str
@@ -103,7 +87,7 @@ class Sweep:
     tags: dict[str, str]
     params: dict[str, str]
     key_order: list[str]  # override keys in the order of the sweep's first job
-    jobs: list[Job]
+    runs: list[SweepRun]
     missing: list[str]  # planned jobs without a FINISHED run
     planned: int
 
@@ -194,10 +178,10 @@ def _history(reader: Reader, run_id: str, key: str) -> np.ndarray:
     return curve
 
 
-def _job(reader: Reader, run, overrides: list[str]) -> Job:
+def _sweep_run(reader: Reader, run, overrides: list[str]) -> SweepRun:
     tags, params = dict(run.data.tags), dict(run.data.params)
     task = tags.get("task") or params.get("data.task") or "binary"
-    job = Job(
+    job = SweepRun(
         run_id=run.info.run_id,
         name=run.info.run_name,
         config_hash=tags.get(CONFIG_HASH_TAG, ""),
@@ -234,22 +218,23 @@ def load(experiment: str, uri: str, parent_id: str | None = None) -> Sweep:
             if run is None:
                 missing.append(item["run_name"])
             else:
-                jobs.append(_job(reader, run, item.get("overrides", [])))
+                jobs.append(_sweep_run(reader, run, item.get("overrides", [])))
         key_order = [
             o.split("=", 1)[0].lstrip("+") for o in (planned[0]["overrides"] if planned else [])
         ]
     else:
         children = [r for r in finished if r.data.tags.get(PARENT_TAG) == pid]
         jobs = [
-            _job(reader, r, r.data.tags.get(OVERRIDES_TAG, "").split())
+            _sweep_run(reader, r, r.data.tags.get(OVERRIDES_TAG, "").split())
             for r in sorted(children, key=lambda r: r.info.run_name)
         ]
         key_order = []
     tags = dict(parent.data.tags)
     if not jobs:
+        command = tags.get("command", f"python -m harness +experiment={experiment} -m")
         raise ReportError(
             f"sweep {parent.info.run_name} ({pid}, {parent.info.status}) has no FINISHED runs "
-            f"to report; rerun it to resume: {tags.get('command', f'python -m harness +experiment={experiment} -m')}"
+            f"to report; rerun it to resume: {command}"
         )
     return Sweep(
         experiment=experiment,
@@ -260,146 +245,7 @@ def load(experiment: str, uri: str, parent_id: str | None = None) -> Sweep:
         tags=tags,
         params=dict(parent.data.params),
         key_order=key_order,
-        jobs=jobs,
+        runs=jobs,
         missing=missing,
         planned=len(plan["jobs"]) if plan is not None else len(jobs),
     )
-
-
-# --- the design: factors, levels, what is compared -----------------------------------
-
-
-@dataclass
-class Factor:
-    param: str  # the run parameter, e.g. optimizer.name
-    label: str  # what a user typed to sweep it, e.g. optimizer
-    levels: list[str]  # in sweep order; the first is the baseline
-    changes_task: bool = False
-
-
-@dataclass
-class Design:
-    factors: list[Factor]
-    derived: list[str]  # parameters that vary only because a factor does
-    fixed: dict[str, str]
-    backends: list[str]
-    seeds: list[int]
-    compared: Factor | None
-
-    def label(self, variant: tuple[str, ...]) -> str:
-        return ", ".join(f"{f.label}={v}" for f, v in zip(self.factors, variant)) or "all runs"
-
-    @property
-    def variants(self) -> list[tuple[str, ...]]:
-        return self._variants
-
-    def set_variants(self, jobs: list[Job]) -> None:
-        order = {f.param: {v: i for i, v in enumerate(f.levels)} for f in self.factors}
-        found = {j.variant for j in jobs}
-        self._variants = sorted(
-            found, key=lambda v: [order[f.param][x] for f, x in zip(self.factors, v)]
-        )
-
-
-def _is_param(name: str) -> bool:
-    return not any(name == p or (p.endswith(".") and name.startswith(p)) for p in NOT_FACTORS)
-
-
-def _determined(param: str, others: list[str], jobs: list[Job]) -> bool:
-    """True when `param` takes one value for each combination of `others`."""
-    seen: dict[tuple, str] = {}
-    for j in jobs:
-        key = tuple(j.params.get(o, "") for o in others)
-        if seen.setdefault(key, j.params.get(param, "")) != j.params.get(param, ""):
-            return False
-    return True
-
-
-def ordered_unique(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(values))
-
-
-def design(sweep: Sweep, compare: str | None = None) -> Design:
-    jobs = sweep.jobs
-    names = sorted({k for j in jobs for k in j.params})
-    varying = [p for p in names if _is_param(p) and len({j.params.get(p, "") for j in jobs}) > 1]
-
-    def key_of(p: str) -> str | None:
-        for k in sweep.key_order:
-            if p in (k, f"{k}.name"):
-                return k
-        return None
-
-    def priority(p: str) -> tuple:
-        k = key_of(p)
-        if k is not None:
-            return (0, sweep.key_order.index(k), p)
-        return (2 if p.startswith(DERIVED_PREFIX) else 1, 0, p)
-
-    kept = sorted(varying, key=priority)
-    for p in reversed(list(kept)):  # least likely to be a factor first
-        if _determined(p, [q for q in kept if q != p], jobs):
-            kept.remove(p)
-    factors = [
-        Factor(p, key_of(p) or p, ordered_unique(j.params.get(p, "") for j in jobs)) for p in kept
-    ]
-    for f in factors:
-        others = [g.param for g in factors if g is not f]
-        tasks_per = {}
-        for j in jobs:
-            tasks_per.setdefault(tuple(j.params.get(o, "") for o in others), set()).add(j.task)
-        f.changes_task = any(len(t) > 1 for t in tasks_per.values())
-    for j in jobs:
-        j.variant = tuple(j.params.get(f.param, "") for f in factors)
-    backends = sorted(
-        {j.backend for j in jobs},
-        key=lambda b: (BACKEND_ORDER.index(b) if b in BACKEND_ORDER else 99, b),
-    )
-    if not factors and len(backends) < 2:
-        raise ReportError(
-            f"the {len(jobs)} runs of sweep {sweep.parent_name} differ only in the seed "
-            f"(one configuration, backend {backends[0]}): there is nothing to compare. Sweep a "
-            "factor, e.g. backend=keras,lightning or model.hidden_activation=sigmoid,relu"
-        )
-    fixed = {
-        p: jobs[0].params.get(p, "")
-        for p in names
-        if _is_param(p) and p not in varying and len({j.params.get(p, "") for j in jobs}) == 1
-    }
-    d = Design(
-        factors=factors,
-        derived=[p for p in varying if p not in kept],
-        fixed=fixed,
-        backends=backends,
-        seeds=sorted({j.seed for j in jobs}),
-        compared=_compared(factors, compare),
-    )
-    d.set_variants(jobs)
-    return d
-
-
-def _compared(factors: list[Factor], compare: str | None) -> Factor | None:
-    if compare is None:
-        return next((f for f in factors if not f.changes_task), None)
-    for f in factors:
-        if compare in (f.param, f.label):
-            if f.changes_task:
-                raise ReportError(
-                    f"--compare {compare}: its levels are different tasks with different losses "
-                    "and metrics, so they are reported side by side, not compared"
-                )
-            return f
-    raise ReportError(
-        f"--compare {compare}: not a factor of this sweep; its factors are: "
-        + (", ".join(f.label for f in factors) or "none (only the backend varies)")
-    )
-
-
-def cell(jobs: list[Job], variant: tuple[str, ...], backend: str) -> list[Job]:
-    return sorted(
-        (j for j in jobs if j.variant == variant and j.backend == backend), key=lambda j: j.seed
-    )
-
-
-def backend_name(b: str) -> str:
-    return {"keras": "Keras", "lightning": "Lightning", "numpy": "NumPy"}.get(b, b)

@@ -26,7 +26,7 @@ from harness.store import CONFIG_HASH_TAG, OVERRIDES_TAG, RunFailed, tracked_run
 from harness.store.datasets import log_datasets
 
 # Fields that do not change what is computed: excluded from the config hash.
-NON_RESULT_FIELDS = ("tracking", "question", "parallel")
+NON_RESULT_FIELDS = ("tracking", "question", "parallel", "report")
 
 
 @dataclass
