@@ -17,7 +17,8 @@ from harness.report.load import ReportError, Sweep, SweepRun
 # Parameters that are not factors: where runs are logged, the text of the question, the
 # replicate and the backend (reported separately), how the report judges (its margins), and
 # sizes that follow from the data.
-NOT_FACTORS = ("tracking.", "question", "seed", "backend.name", "report.")
+# data.digest identifies the split, which follows the seed: a replicate, not a factor
+NOT_FACTORS = ("tracking.", "question", "seed", "backend.name", "report.", "data.digest")
 DERIVED_PREFIX = "data.n_"
 BACKEND_ORDER = ["keras", "lightning", "numpy"]
 
