@@ -1,28 +1,28 @@
 """Keras 3 on TensorFlow: Sequential + Dense, compile, fit with a callback.
 
-Reads like a translation of lightning_backend.py: same sections, same order.
+Reads like a translation of lightning_backend.py: same sections, same order, same names.
 """
 
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import numpy as np
 
 from backends.base import (
-    EpochRecord,
-    History,
+    EpochReporter,
+    Evaluation,
+    LossSettings,
     OnEpoch,
+    TrainedModel,
     TrainInputs,
-    probabilities_after_model,
+    evaluate_outputs,
     quiet_native_stderr,
     thread_count,
 )
 from harness.core.config import Activation, Device, OptimizerName, Task
-from harness.core.data import batch_indices
 from harness.core.init import Weights
 
 # Keras reads KERAS_BACKEND at import; keep TensorFlow's C++ banners out of the user's way.
@@ -30,8 +30,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 with quiet_native_stderr():
-    import tensorflow as tf
     import keras
+    import tensorflow as tf
+from keras import ops  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
     raise RuntimeError(
@@ -39,17 +40,18 @@ if keras.backend.backend() != "tensorflow":
     )
 
 
+# --- the process: device, threads ----------------------------------------------------------
+
 _DEVICE_CONFIGURED: dict[str, str] = {}
 
 
 def _configure_process(inputs: TrainInputs) -> dict[str, str]:
-    """Threads, visible devices, TF32: settable once per process, before TF starts."""
-    train = inputs.spec.train
+    """Threads, visible devices: settable once per process, before TensorFlow starts."""
     if _DEVICE_CONFIGURED:
         return _DEVICE_CONFIGURED
     with quiet_native_stderr():  # "failed call to cuInit" on machines without a GPU
         gpus = tf.config.list_physical_devices("GPU")
-    want = Device(train.device)
+    want = Device(inputs.config.train.device)
     if want is Device.gpu and not gpus:
         raise RuntimeError("train.device=gpu, but TensorFlow sees no GPU; use train.device=cpu")
     use_gpu = bool(gpus) and want is not Device.cpu
@@ -59,7 +61,7 @@ def _configure_process(inputs: TrainInputs) -> dict[str, str]:
         tf.config.set_visible_devices(gpus[:1], "GPU")
     else:
         tf.config.set_visible_devices([], "GPU")
-    threads = thread_count(inputs.spec)
+    threads = thread_count(inputs.config)
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     _DEVICE_CONFIGURED.update(
@@ -69,50 +71,19 @@ def _configure_process(inputs: TrainInputs) -> dict[str, str]:
     return _DEVICE_CONFIGURED
 
 
-def _loss(task: Task, from_logits: bool) -> keras.losses.Loss:
-    if task is Task.regression:
-        return keras.losses.MeanSquaredError()
-    if task is Task.multiclass:
-        base = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-    else:
-        base = keras.losses.BinaryCrossentropy(from_logits=from_logits)
-    if from_logits:
-        return base
-    return _FromProbabilities(base)
+# --- the network ---------------------------------------------------------------------------
 
 
-class _FromProbabilities(keras.losses.Loss):
-    """Cross-entropy computed from the probabilities the model outputs.
-
-    Inside `fit`, Keras on TensorFlow sees that the output came from a sigmoid/softmax op
-    and quietly computes the loss from the pre-activation logits instead. The identity op
-    hides that op, so the probability form really clips and takes logs of probabilities,
-    as the lesson (and torch's BCELoss) does.
-    """
-
-    def __init__(self, base: keras.losses.Loss) -> None:
-        super().__init__(name=base.name, reduction=base.reduction)
-        self.base = base
-
-    def call(self, y_true, y_pred):
-        return self.base.call(y_true, tf.identity(y_pred))
-
-
-def _optimizer(inputs: TrainInputs) -> keras.optimizers.Optimizer:
-    opt = inputs.spec.optimizer
-    if OptimizerName(opt.name) is OptimizerName.gd:
-        return keras.optimizers.SGD(learning_rate=opt.lr, momentum=0.0)
-    return keras.optimizers.Adam(
-        learning_rate=opt.lr, beta_1=opt.beta_1, beta_2=opt.beta_2, epsilon=opt.epsilon
-    )
+def _activate(act: Activation, x):
+    return keras.activations.get(act.value)(x)
 
 
 def _model(inputs: TrainInputs, dtype: str) -> keras.Sequential:
-    spec = inputs.spec.model
     layers: list = [keras.Input(shape=(inputs.data.n_features,), dtype=dtype)]
-    for units in spec.hidden:
-        layers.append(keras.layers.Dense(units, activation=Activation(spec.hidden_activation).value))
-    layers.append(keras.layers.Dense(inputs.data.n_outputs, activation=inputs.output_activation.value))
+    for units in inputs.config.model.hidden:
+        layers.append(keras.layers.Dense(units, activation=inputs.hidden_activation.value))
+    output = inputs.output_activation.value
+    layers.append(keras.layers.Dense(inputs.data.n_outputs, activation=output))
     model = keras.Sequential(layers)
     model.set_weights([a.astype(dtype) for kernel, bias in inputs.weights for a in (kernel, bias)])
     return model
@@ -123,6 +94,15 @@ def _weights(model: keras.Sequential) -> Weights:
     return [(arrays[i], arrays[i + 1]) for i in range(0, len(arrays), 2)]
 
 
+def _logits_and_output(model: keras.Sequential, x):
+    """(pre-activation, output) of the last layer: the ops Dense.call runs, split in two."""
+    for layer in model.layers[:-1]:
+        x = layer(x, training=False)
+    head = model.layers[-1]
+    logits = ops.add(ops.matmul(x, head.kernel), head.bias)
+    return logits, head.activation(logits)
+
+
 def _standalone(model: keras.Sequential) -> keras.Sequential:
     """The trained network without its training state: loads anywhere, with no custom loss."""
     copy = keras.Sequential.from_config(model.get_config())  # clone_model would recompile
@@ -130,23 +110,65 @@ def _standalone(model: keras.Sequential) -> keras.Sequential:
     return copy
 
 
-def _forward_with_logits(model: keras.Sequential, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(pre-activation, output) of the last layer: the ops Dense.call runs, split in two."""
-    for layer in model.layers[:-1]:
-        x = layer(x, training=False)
-    head = model.layers[-1]
-    logits = keras.ops.add(keras.ops.matmul(x, head.kernel), head.bias)
-    return logits, head.activation(logits)
+# --- the loss ------------------------------------------------------------------------------
 
 
-def _epoch_dataset(inputs: TrainInputs, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.data.Dataset, int]:
+def _loss(settings: LossSettings) -> keras.losses.Loss:
+    """The task's loss, called loss(target, output) as Keras does."""
+    if settings.task is Task.regression:
+        return keras.losses.MeanSquaredError()
+    if not settings.from_logits:
+        return _ClippedCrossEntropy(settings)
+    if settings.task is Task.multiclass:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return keras.losses.BinaryCrossentropy(from_logits=True)
+
+
+class _ClippedCrossEntropy(keras.losses.Loss):
+    """Cross-entropy from the probabilities the model outputs, op for op as Keras' own, with
+    the clip epsilon given, not read from the process-wide keras.config.epsilon().
+
+    Keras' own probability losses are not used: inside `fit` on TensorFlow they see that the
+    output came from a sigmoid/softmax op and quietly compute from its input (the logits)
+    instead; the lesson (and the NumPy reference) clip and take logs of probabilities.
+    """
+
+    def __init__(self, settings: LossSettings) -> None:
+        super().__init__(name="clipped_crossentropy")
+        self.multiclass = settings.task is Task.multiclass
+        self.eps = settings.clip_eps
+
+    def call(self, y_true, y_pred):
+        p = ops.clip(y_pred, self.eps, 1.0 - self.eps)
+        if self.multiclass:  # softmax cross-entropy on log(clip(p))
+            return ops.sparse_categorical_crossentropy(y_true, ops.log(p), from_logits=True)
+        y_true = ops.cast(y_true, y_pred.dtype)
+        bce = y_true * ops.log(p)
+        bce += (1 - y_true) * ops.log(1 - p)
+        return ops.mean(-bce, axis=-1)
+
+
+# --- the optimizer -------------------------------------------------------------------------
+
+
+def _optimizer(inputs: TrainInputs) -> keras.optimizers.Optimizer:
+    opt = inputs.config.optimizer
+    if OptimizerName(opt.name) is OptimizerName.gd:
+        return keras.optimizers.SGD(learning_rate=opt.lr, momentum=0.0)
+    return keras.optimizers.Adam(
+        learning_rate=opt.lr, beta_1=opt.beta_1, beta_2=opt.beta_2, epsilon=opt.epsilon
+    )
+
+
+# --- the batches ---------------------------------------------------------------------------
+
+
+def _epoch_batches(inputs: TrainInputs, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.data.Dataset, int]:
     """Every epoch's batches in the harness's order, as one dataset (no Keras shuffling)."""
-    spec = inputs.spec
-    n = len(inputs.data.x_train)
-    epochs = [batch_indices(n, spec.train.batch_size, e, spec.seed) for e in range(spec.train.epochs)]
+    epochs = [inputs.batches(e) for e in range(inputs.config.train.epochs)]
     steps = len(epochs[0])
     order = tf.constant(np.stack([np.concatenate(b) for b in epochs]))
-    batch = spec.train.batch_size or n
+    batch = inputs.config.train.batch_size or len(inputs.data.x_train)
     # one gather per epoch (not per batch): the epoch's data in the harness's order, batched;
     # a full batch is the epoch itself (no per-epoch inner dataset, ~0.3 ms an epoch)
     ds = tf.data.Dataset.from_tensor_slices(order)
@@ -154,7 +176,9 @@ def _epoch_dataset(inputs: TrainInputs, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.
         ds = ds.map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)))
     else:
         ds = ds.flat_map(
-            lambda idx: tf.data.Dataset.from_tensor_slices((tf.gather(x, idx), tf.gather(y, idx))).batch(batch)
+            lambda idx: tf.data.Dataset.from_tensor_slices(
+                (tf.gather(x, idx), tf.gather(y, idx))
+            ).batch(batch)
         ).prefetch(2)
     # No tf.data autotuning: its background model thread made `fit` stall ~1.2 s on return
     # (the iterator's teardown waits for it) in about half the runs of a warm worker.
@@ -163,37 +187,26 @@ def _epoch_dataset(inputs: TrainInputs, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.
     return ds.with_options(options), steps
 
 
-class _EpochCallback(keras.callbacks.Callback):
-    """Times each epoch, evaluates on train and validation sets, reports to the harness."""
+# --- the training loop's hook --------------------------------------------------------------
 
-    def __init__(self, inputs: TrainInputs, evaluate, steps: int, on_epoch: OnEpoch) -> None:
+
+class _EpochCallback(keras.callbacks.Callback):
+    """Hands each epoch's end to the harness's EpochReporter."""
+
+    def __init__(self, reporter: EpochReporter) -> None:
         super().__init__()
-        self.inputs, self.evaluate, self.steps, self.on_epoch = inputs, evaluate, steps, on_epoch
-        self.t0 = 0.0
+        self.reporter = reporter
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.t0 = time.perf_counter()
+        self.reporter.begin()
 
     def on_epoch_end(self, epoch, logs=None):
-        train_loss = float(logs["loss"])  # a host value: the epoch's steps have finished
-        elapsed = time.perf_counter() - self.t0
-        val_loss, train_pred, val_pred, val_logits = (t.numpy() for t in self.evaluate())  # host values
-        eval_time = time.perf_counter() - self.t0 - elapsed
-        record = EpochRecord(
-            epoch=epoch + 1,
-            train_loss=train_loss,
-            val_loss=float(val_loss),
-            train_pred=train_pred,
-            val_pred=val_pred,
-            epoch_time_s=elapsed,
-            steps=self.steps,
-            samples=len(self.inputs.data.x_train),
-            val_logits=val_logits,
-            weights=_weights(self.model) if self.inputs.record_weights else None,
-            eval_time_s=eval_time,
-        )
-        if self.on_epoch(record) is False:
+        # a host value: the epoch's steps have finished
+        if not self.reporter.end(epoch, float(logs["loss"])):
             self.model.stop_training = True
+
+
+# --- the backend ---------------------------------------------------------------------------
 
 
 class KerasBackend:
@@ -201,11 +214,10 @@ class KerasBackend:
 
     def setup(self, inputs: TrainInputs) -> dict[str, str]:
         info = dict(_configure_process(inputs))
-        train = inputs.spec.train
+        train = inputs.config.train
         tf.config.experimental.enable_tensor_float_32_execution(train.allow_tf32)
         keras.config.set_floatx(train.dtype.value)
-        keras.config.set_epsilon(train.prob_clip_eps)
-        keras.utils.set_random_seed(inputs.spec.seed)
+        keras.utils.set_random_seed(inputs.config.seed)
         tf.config.experimental.enable_op_determinism()
         keras.backend.clear_session()
         info.update(
@@ -215,9 +227,9 @@ class KerasBackend:
         )
         return info
 
-    def train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> History:
-        spec, data = inputs.spec, inputs.data
-        dtype = spec.train.dtype.value
+    def train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> TrainedModel:
+        data = inputs.data
+        dtype = inputs.config.train.dtype.value
         y_dtype = "int64" if data.task is Task.multiclass else dtype
         x_train = tf.constant(data.x_train, dtype=dtype)
         y_train = tf.constant(data.y_train, dtype=y_dtype)
@@ -225,42 +237,47 @@ class KerasBackend:
         y_val = tf.constant(data.y_val, dtype=y_dtype)
 
         model = _model(inputs, dtype)
-        loss = _loss(data.task, spec.model.from_logits)
-        dataset, steps = _epoch_dataset(inputs, x_train, y_train)
+        loss = _loss(inputs.loss)
+        batches, steps = _epoch_batches(inputs, x_train, y_train)
+
+        @tf.function  # one graph: no per-layer Python each epoch
+        def outputs():
+            return evaluate_outputs(
+                lambda x: _logits_and_output(model, x),
+                lambda out, y: loss(y, out),
+                _activate,
+                inputs.head_after_model,
+                x_train,
+                x_val,
+                y_val,
+            )
+
+        def evaluate() -> Evaluation:
+            val_loss, train_pred, val_pred, val_logits = (t.numpy() for t in outputs())
+            return Evaluation(float(val_loss), train_pred, val_pred, val_logits)
+
+        reporter = EpochReporter(inputs, steps, evaluate, lambda: _weights(model), on_epoch)
         model.compile(
             optimizer=_optimizer(inputs),
             loss=loss,
             steps_per_execution=steps,  # one epoch per call into the graph
             jit_compile=False,  # XLA fusions would change float results (parity)
         )
-        post = probabilities_after_model(inputs)
-
-        @tf.function
-        def evaluate():
-            train_out = model(x_train, training=False)
-            val_logits, val_out = _forward_with_logits(model, x_val)
-            val_loss = loss(y_val, val_out)
-            if post == "sigmoid":
-                train_out, val_out = tf.sigmoid(train_out), tf.sigmoid(val_out)
-            elif post == "softmax":
-                train_out, val_out = tf.nn.softmax(train_out), tf.nn.softmax(val_out)
-            return val_loss, train_out, val_out, val_logits
-
         model.fit(
-            dataset,
-            epochs=spec.train.epochs,
+            batches,
+            epochs=inputs.config.train.epochs,
             steps_per_epoch=steps,
             shuffle=False,
             verbose=0,
-            callbacks=[_EpochCallback(inputs, evaluate, steps, on_epoch)],
+            callbacks=[_EpochCallback(reporter)],
         )
-        standalone = _standalone(model) if spec.tracking.log_model else None  # ~20 ms: only when logged
-        return History(final_weights=_weights(model), model=standalone, model_flavor="keras")
+        kept = _standalone(model) if inputs.keep_model else None  # ~20 ms: only when asked
+        return TrainedModel(final_weights=_weights(model), model=kept, model_flavor="keras")
 
     @contextmanager
     def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:
         """The Sequential model called inside one tf.function (a graph: no per-layer Python)."""
-        dtype = inputs.spec.train.dtype.value
+        dtype = inputs.config.train.dtype.value
         model = _model(inputs, dtype)
         call = tf.function(lambda t: model(t, training=False))
         xs = tf.constant(x, dtype=dtype)

@@ -1,36 +1,34 @@
 """PyTorch Lightning: a plain nn.Module wrapped by a LightningModule, a quiet Trainer.
 
-Reads like a translation of keras_backend.py: same sections, same order.
+Reads like a translation of keras_backend.py: same sections, same order, same names.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import time
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
+import lightning as L
 import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
 
 from backends.base import (
-    EpochRecord,
-    History,
+    EpochReporter,
+    Evaluation,
+    LossSettings,
     OnEpoch,
+    TrainedModel,
     TrainInputs,
-    probabilities_after_model,
+    evaluate_outputs,
     thread_count,
 )
 from harness.core.config import Activation, Device, OptimizerName, Task
-from harness.core.data import batch_indices
 from harness.core.init import Weights
-
-import torch  # noqa: E402
-import lightning as L  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
 
 # The Trainer's banners ("GPU available...", tips) are not the user's business.
 for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
@@ -40,16 +38,19 @@ warnings.filterwarnings("ignore", module=r"lightning(\..*)?")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+# --- the process: device, threads ----------------------------------------------------------
+
+
 def _configure_process(inputs: TrainInputs) -> dict[str, str]:
-    train = inputs.spec.train
-    want = Device(train.device)
+    """Threads, visible devices: what torch sees of this machine."""
+    want = Device(inputs.config.train.device)
     has_gpu = torch.cuda.is_available()
     if want is Device.gpu and not has_gpu:
         raise RuntimeError("train.device=gpu, but torch sees no CUDA GPU; use train.device=cpu")
     use_gpu = has_gpu and want is not Device.cpu
     # torch's intra-op threads gain nothing on 25-unit layers, and OpenMP's spinning made an
     # epoch 10x slower (108 ms -> 1084 ms, digits 0-9) on a busy 2-core machine: default 1
-    threads = thread_count(inputs.spec, cap=1)
+    threads = thread_count(inputs.config, cap=1)
     torch.set_num_threads(threads)
     return {
         "device": f"gpu:{torch.cuda.get_device_name(0)}" if use_gpu else "cpu",
@@ -57,21 +58,30 @@ def _configure_process(inputs: TrainInputs) -> dict[str, str]:
     }
 
 
+# --- the network ---------------------------------------------------------------------------
+
+_ACTIVATIONS: dict[Activation, Callable[[], nn.Module]] = {
+    Activation.sigmoid: nn.Sigmoid,
+    Activation.relu: nn.ReLU,
+    Activation.linear: nn.Identity,
+    Activation.softmax: lambda: nn.Softmax(dim=-1),
+}
+
+
+def _activate(act: Activation, x: torch.Tensor) -> torch.Tensor:
+    return _ACTIVATIONS[act]()(x)
+
+
 class MLP(nn.Module):
     """The network itself: Linear layers and activations, nothing about training."""
 
     def __init__(self, sizes: list[int], hidden_activation: Activation, output: Activation):
         super().__init__()
-        acts = {
-            Activation.sigmoid: nn.Sigmoid,
-            Activation.relu: nn.ReLU,
-            Activation.linear: nn.Identity,
-            Activation.softmax: lambda: nn.Softmax(dim=-1),
-        }
         layers: list[nn.Module] = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             last = i == len(sizes) - 2
-            layers += [nn.Linear(fan_in, fan_out), acts[output if last else hidden_activation]()]
+            act = output if last else hidden_activation
+            layers += [nn.Linear(fan_in, fan_out), _ACTIVATIONS[act]()]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,17 +91,45 @@ class MLP(nn.Module):
         return [m for m in self.layers if isinstance(m, nn.Linear)]
 
 
-def _loss(task: Task, from_logits: bool, eps: float):
-    """The same losses Keras computes, including its clipping of probabilities."""
-    if task is Task.regression:
+def _model(inputs: TrainInputs, dtype: torch.dtype) -> MLP:
+    sizes = [inputs.data.n_features, *inputs.config.model.hidden, inputs.data.n_outputs]
+    net = MLP(sizes, inputs.hidden_activation, inputs.output_activation)
+    net = net.to(dtype)  # before copying: a float32 layer would round float64 weights
+    with torch.no_grad():
+        for layer, (kernel, bias) in zip(net.linears(), inputs.weights, strict=True):
+            layer.weight.copy_(torch.from_numpy(kernel.T.copy()))  # torch stores (out, in)
+            layer.bias.copy_(torch.from_numpy(bias))
+    return net
+
+
+def _weights(net: MLP) -> Weights:
+    return [
+        (layer.weight.detach().cpu().numpy().T.copy(), layer.bias.detach().cpu().numpy().copy())
+        for layer in net.linears()
+    ]
+
+
+def _logits_and_output(net: MLP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pre-activation, output) of the last layer: the same modules, split before the last."""
+    logits = net.layers[:-1](x)
+    return logits, net.layers[-1](logits)
+
+
+# --- the loss ------------------------------------------------------------------------------
+
+
+def _loss(settings: LossSettings) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The task's loss, called loss(output, target) as torch does; Keras' clipping included."""
+    eps = settings.clip_eps
+    if settings.task is Task.regression:
         return F.mse_loss
-    if task is Task.multiclass:
-        if from_logits:
+    if settings.from_logits:
+        if settings.task is Task.multiclass:
             return F.cross_entropy
+        return F.binary_cross_entropy_with_logits
+    if settings.task is Task.multiclass:
         # Keras: log of the clipped probabilities, then softmax cross-entropy on those logs
         return lambda p, y: F.cross_entropy(torch.log(p.clamp(eps, 1 - eps)), y)
-    if from_logits:
-        return F.binary_cross_entropy_with_logits
 
     def bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # torch's BCELoss clamps log(p) at -100 instead; Keras clips p to [eps, 1 - eps]
@@ -99,6 +137,9 @@ def _loss(task: Task, from_logits: bool, eps: float):
         return -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
 
     return bce
+
+
+# --- the optimizer -------------------------------------------------------------------------
 
 
 class KerasAdam(torch.optim.Adam):
@@ -124,40 +165,23 @@ class KerasAdam(torch.optim.Adam):
 
 
 def _optimizer(inputs: TrainInputs, params) -> torch.optim.Optimizer:
-    opt = inputs.spec.optimizer
+    opt = inputs.config.optimizer
     if OptimizerName(opt.name) is OptimizerName.gd:
         return torch.optim.SGD(params, lr=opt.lr, momentum=0.0)
     return KerasAdam(params, lr=opt.lr, betas=(opt.beta_1, opt.beta_2), eps=opt.epsilon)
 
 
-def _model(inputs: TrainInputs, dtype: torch.dtype) -> MLP:
-    sizes = [inputs.data.n_features, *inputs.spec.model.hidden, inputs.data.n_outputs]
-    net = MLP(sizes, Activation(inputs.spec.model.hidden_activation), inputs.output_activation)
-    net = net.to(dtype)  # before copying: a float32 layer would round float64 weights
-    with torch.no_grad():
-        for layer, (kernel, bias) in zip(net.linears(), inputs.weights):
-            layer.weight.copy_(torch.from_numpy(kernel.T.copy()))  # torch stores (out, in)
-            layer.bias.copy_(torch.from_numpy(bias))
-    return net
-
-
-def _weights(net: MLP) -> Weights:
-    return [
-        (layer.weight.detach().cpu().numpy().T.copy(), layer.bias.detach().cpu().numpy().copy())
-        for layer in net.linears()
-    ]
+# --- the batches ---------------------------------------------------------------------------
 
 
 class EpochBatches:
     """Every epoch's batches in the harness's order, from tensors already on the device."""
 
     def __init__(self, inputs: TrainInputs, x: torch.Tensor, y: torch.Tensor) -> None:
-        spec = inputs.spec
-        n = len(inputs.data.x_train)
         self.x, self.y = x, y
         self.epochs = [
-            [torch.from_numpy(b).to(x.device) for b in batch_indices(n, spec.train.batch_size, e, spec.seed)]
-            for e in range(spec.train.epochs)
+            [torch.from_numpy(b).to(x.device) for b in inputs.batches(e)]
+            for e in range(inputs.config.train.epochs)
         ]
         self.system: L.LightningModule | None = None  # its current_epoch picks the batches
 
@@ -170,18 +194,24 @@ class EpochBatches:
         return ((self.x[idx], self.y[idx]) for idx in self.epochs[epoch])
 
 
-class System(L.LightningModule):
-    """The training system: loss, optimizer, and the end-of-epoch report."""
+def _epoch_batches(
+    inputs: TrainInputs, x: torch.Tensor, y: torch.Tensor
+) -> tuple[EpochBatches, int]:
+    batches = EpochBatches(inputs, x, y)
+    return batches, len(batches)
 
-    def __init__(self, inputs: TrainInputs, net: MLP, evaluate, steps: int, on_epoch: OnEpoch):
+
+# --- the training loop's hook --------------------------------------------------------------
+
+
+class System(L.LightningModule):
+    """The training system: loss and optimizer, and each epoch's end to the EpochReporter."""
+
+    def __init__(self, inputs: TrainInputs, net: MLP, loss, reporter: EpochReporter) -> None:
         super().__init__()
-        self.inputs, self.net, self.evaluate, self.steps, self.on_epoch = (
-            inputs, net, evaluate, steps, on_epoch
-        )
-        self.loss_fn = _loss(inputs.task, inputs.spec.model.from_logits, inputs.spec.train.prob_clip_eps)
+        self.inputs, self.net, self.loss_fn, self.reporter = inputs, net, loss, reporter
         self.batch_losses: list[torch.Tensor] = []
         self.batch_sizes: list[int] = []
-        self.t0 = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -190,9 +220,8 @@ class System(L.LightningModule):
         return _optimizer(self.inputs, self.net.parameters())
 
     def on_train_epoch_start(self) -> None:
-        self.batch_losses: list[torch.Tensor] = []
-        self.batch_sizes: list[int] = []
-        self.t0 = time.perf_counter()
+        self.batch_losses, self.batch_sizes = [], []
+        self.reporter.begin()
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -203,29 +232,17 @@ class System(L.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        # the epoch's mean loss weighted by batch size, as Keras' loss tracker; a host value,
-        # so the clock below is read after the device has finished the epoch
+        if not self.reporter.end(self.current_epoch, self._epoch_loss()):
+            self.trainer.should_stop = True
+
+    def _epoch_loss(self) -> float:
+        """The epoch's mean loss weighted by batch size, as Keras' loss tracker; a host value."""
         sizes = torch.tensor(self.batch_sizes, dtype=torch.float64, device=self.device)
         losses = torch.stack(self.batch_losses).double()
-        train_loss = float((losses * sizes).sum() / sizes.sum())
-        elapsed = time.perf_counter() - self.t0
-        val_loss, train_pred, val_pred, val_logits = self.evaluate()  # host values
-        eval_time = time.perf_counter() - self.t0 - elapsed
-        record = EpochRecord(
-            epoch=self.current_epoch + 1,
-            train_loss=train_loss,
-            val_loss=val_loss,
-            train_pred=train_pred,
-            val_pred=val_pred,
-            epoch_time_s=elapsed,
-            steps=self.steps,
-            samples=len(self.inputs.data.x_train),
-            val_logits=val_logits,
-            weights=_weights(self.net) if self.inputs.record_weights else None,
-            eval_time_s=eval_time,
-        )
-        if self.on_epoch(record) is False:
-            self.trainer.should_stop = True
+        return float((losses * sizes).sum() / sizes.sum())
+
+
+# --- the backend ---------------------------------------------------------------------------
 
 
 class LightningBackend:
@@ -233,9 +250,10 @@ class LightningBackend:
 
     def setup(self, inputs: TrainInputs) -> dict[str, str]:
         info = _configure_process(inputs)
-        torch.backends.cuda.matmul.allow_tf32 = inputs.spec.train.allow_tf32
-        torch.backends.cudnn.allow_tf32 = inputs.spec.train.allow_tf32
-        L.seed_everything(inputs.spec.seed, workers=False, verbose=False)
+        train = inputs.config.train
+        torch.backends.cuda.matmul.allow_tf32 = train.allow_tf32
+        torch.backends.cudnn.allow_tf32 = train.allow_tf32
+        L.seed_everything(inputs.config.seed, workers=False, verbose=False)
         torch.use_deterministic_algorithms(True)
         info.update(
             framework="lightning",
@@ -245,9 +263,9 @@ class LightningBackend:
         self.use_gpu = info["device"].startswith("gpu")
         return info
 
-    def train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> History:
-        spec, data = inputs.spec, inputs.data
-        dtype = _DTYPES[spec.train.dtype.value]
+    def train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> TrainedModel:
+        data = inputs.data
+        dtype = _DTYPES[inputs.config.train.dtype.value]
         device = torch.device("cuda" if self.use_gpu else "cpu")
         y_dtype = torch.int64 if data.task is Task.multiclass else dtype
         x_train = torch.as_tensor(data.x_train, dtype=dtype, device=device)
@@ -256,28 +274,35 @@ class LightningBackend:
         y_val = torch.as_tensor(data.y_val, dtype=y_dtype, device=device)
 
         net = _model(inputs, dtype)
-        loss = _loss(data.task, spec.model.from_logits, spec.train.prob_clip_eps)
-        batches = EpochBatches(inputs, x_train, y_train)
-        post = probabilities_after_model(inputs)
+        loss = _loss(inputs.loss)
+        batches, steps = _epoch_batches(inputs, x_train, y_train)
 
-        @torch.no_grad()
-        def evaluate() -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        @torch.no_grad()  # one pass in eval mode, gradients off
+        def outputs() -> tuple[torch.Tensor, ...]:
             net.eval()
-            train_out = net(x_train)
-            val_logits = net.layers[:-1](x_val)  # the last layer's pre-activation
-            val_out = net.layers[-1](val_logits)
-            net.train()
-            val_loss = float(loss(val_out, y_val))
-            if post == "sigmoid":
-                train_out, val_out = torch.sigmoid(train_out), torch.sigmoid(val_out)
-            elif post == "softmax":
-                train_out, val_out = torch.softmax(train_out, -1), torch.softmax(val_out, -1)
-            return val_loss, train_out.cpu().numpy(), val_out.cpu().numpy(), val_logits.cpu().numpy()
+            try:
+                return evaluate_outputs(
+                    lambda x: _logits_and_output(net, x),
+                    loss,
+                    _activate,
+                    inputs.head_after_model,
+                    x_train,
+                    x_val,
+                    y_val,
+                )
+            finally:
+                net.train()
 
-        system = System(inputs, net, evaluate, len(batches), on_epoch)
+        def evaluate() -> Evaluation:
+            val_loss, *predictions = outputs()
+            train_pred, val_pred, val_logits = (t.cpu().numpy() for t in predictions)
+            return Evaluation(float(val_loss), train_pred, val_pred, val_logits)
+
+        reporter = EpochReporter(inputs, steps, evaluate, lambda: _weights(net), on_epoch)
+        system = System(inputs, net, loss, reporter)
         batches.system = system
         trainer = L.Trainer(
-            max_epochs=spec.train.epochs,
+            max_epochs=inputs.config.train.epochs,
             accelerator="gpu" if self.use_gpu else "cpu",
             devices=1,
             precision="64-true" if dtype is torch.float64 else "32-true",
@@ -291,12 +316,13 @@ class LightningBackend:
         )
         trainer.fit(system, train_dataloaders=batches)
         # the plain torch layers (no harness class inside): loading them needs torch only
-        return History(final_weights=_weights(net), model=net.layers, model_flavor="pytorch")
+        kept = net.layers if inputs.keep_model else None
+        return TrainedModel(final_weights=_weights(net), model=kept, model_flavor="pytorch")
 
     @contextmanager
     def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:
         """The plain nn.Module the Lightning system trains, called under no_grad."""
-        dtype = _DTYPES[inputs.spec.train.dtype.value]
+        dtype = _DTYPES[inputs.config.train.dtype.value]
         device = torch.device("cuda" if self.use_gpu else "cpu")
         net = _model(inputs, dtype).to(device).eval()
         xs = torch.as_tensor(x, dtype=dtype, device=device)

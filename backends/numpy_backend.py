@@ -3,12 +3,11 @@
 Forward propagation is vectorised (`Z = A @ W + b`, then the activation, layer by layer);
 backpropagation, the losses (Keras' clipping rules included) and the optimizers (Keras 3's
 SGD and Adam updates, epsilon where Keras puts it) are written out by hand.
-Reads like a translation of keras_backend.py: same sections, same order.
+Reads like a translation of keras_backend.py: same sections, same order, same names.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,27 +16,30 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from backends.base import (
-    EpochRecord,
-    History,
+    EpochReporter,
+    Evaluation,
+    LossSettings,
     OnEpoch,
+    TrainedModel,
     TrainInputs,
-    probabilities_after_model,
+    evaluate_outputs,
     thread_count,
 )
 from harness.core.config import Activation, Device, OptimizerName, Task
-from harness.core.data import batch_indices
 from harness.core.init import Weights
+
+# --- the process: device, threads ----------------------------------------------------------
 
 
 def _configure_process(inputs: TrainInputs) -> dict[str, str]:
-    train = inputs.spec.train
-    if Device(train.device) is Device.gpu:
+    """Threads (BLAS, applied around training), the CPU as the only device."""
+    if Device(inputs.config.train.device) is Device.gpu:
         raise RuntimeError("the numpy backend runs on the CPU only; use train.device=cpu")
-    threads = thread_count(inputs.spec)
+    threads = thread_count(inputs.config)
     return {"device": "cpu", "threads": str(threads)}
 
 
-# --- the network: forward and backward propagation -------------------------------------
+# --- the network: forward and backward propagation -----------------------------------------
 
 
 def _activate(act: Activation, z: np.ndarray) -> np.ndarray:
@@ -50,7 +52,9 @@ def _activate(act: Activation, z: np.ndarray) -> np.ndarray:
     return z
 
 
-def _activation_backward(act: Activation, z: np.ndarray, a: np.ndarray, da: np.ndarray) -> np.ndarray:
+def _activation_backward(
+    act: Activation, z: np.ndarray, a: np.ndarray, da: np.ndarray
+) -> np.ndarray:
     """dJ/dz from dJ/da for a = act(z); the same formulas TensorFlow and torch use."""
     if act is Activation.sigmoid:
         return da * a * (1 - a)
@@ -89,7 +93,7 @@ class MLP:
     def forward(self, x: np.ndarray) -> Forward:
         fw = Forward([], [], [])
         a = x
-        for (w, b), act in zip(self.params, self.acts):
+        for (w, b), act in zip(self.params, self.acts, strict=True):
             z = a @ w + b  # one matrix product per layer: the whole batch at once
             fw.inputs.append(a)
             fw.zs.append(z)
@@ -109,16 +113,35 @@ class MLP:
         return grads[::-1]
 
 
-# --- losses: value and gradient with respect to the model's output ----------------------
+def _model(inputs: TrainInputs, dtype: np.dtype) -> MLP:
+    params = [[kernel.astype(dtype), bias.astype(dtype)] for kernel, bias in inputs.weights]
+    return MLP(params, inputs.hidden_activation, inputs.output_activation)
 
 
-def _loss(task: Task, from_logits: bool, eps: float):
-    """(loss, dJ/d(output)) as Keras computes them, mean over the batch (and labels)."""
-    if task is Task.regression:
+def _weights(net: MLP) -> Weights:
+    return [(w.copy(), b.copy()) for w, b in net.params]
+
+
+def _logits_and_output(net: MLP, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(pre-activation, output) of the last layer, from one forward pass."""
+    fw = net.forward(x)
+    return fw.logits, fw.output
+
+
+# --- the loss: value and gradient with respect to the model's output ----------------------
+
+
+def _loss(settings: LossSettings) -> Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]:
+    """The task's loss, called loss(output, target) -> (loss, dJ/d(output)) as Keras computes
+    them, mean over the batch (and labels)."""
+    eps = settings.clip_eps
+    if settings.task is Task.regression:
         return _mse
-    if task is Task.multiclass:
-        return _sparse_ce_logits if from_logits else lambda p, y: _sparse_ce_probs(p, y, eps)
-    return _bce_logits if from_logits else lambda p, y: _bce_probs(p, y, eps)
+    if settings.from_logits:
+        return _sparse_ce_logits if settings.task is Task.multiclass else _bce_logits
+    if settings.task is Task.multiclass:
+        return lambda p, y: _sparse_ce_probs(p, y, eps)
+    return lambda p, y: _bce_probs(p, y, eps)
 
 
 def _mse(pred: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -163,7 +186,7 @@ def _sparse_ce_logits(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     return float(np.mean(loss)), grad / n
 
 
-# --- optimizers: Keras 3's update rules -------------------------------------------------
+# --- the optimizer: Keras 3's update rules ------------------------------------------------
 
 
 class GradientDescent:
@@ -173,8 +196,8 @@ class GradientDescent:
         self.lr = lr
 
     def step(self, params: list[list[np.ndarray]], grads: list[list[np.ndarray]]) -> None:
-        for layer, layer_grads in zip(params, grads):
-            for p, g in zip(layer, layer_grads):
+        for layer, layer_grads in zip(params, grads, strict=True):
+            for p, g in zip(layer, layer_grads, strict=True):
                 p -= g * p.dtype.type(self.lr)
 
 
@@ -204,29 +227,20 @@ class Adam:
         f = flat_p[0].dtype.type  # scalars in the variables' dtype, as Keras casts them
         t = f(self.t)
         alpha = f(self.lr) * np.sqrt(f(1) - f(self.beta_2) ** t) / (f(1) - f(self.beta_1) ** t)
-        for p, g, m, v in zip(flat_p, flat_g, self.m, self.v):
+        for p, g, m, v in zip(flat_p, flat_g, self.m, self.v, strict=True):
             m += (g - m) * (1 - self.beta_1)
             v += (g * g - v) * (1 - self.beta_2)
             p -= (m * alpha) / (np.sqrt(v) + self.epsilon)
 
 
 def _optimizer(inputs: TrainInputs) -> GradientDescent | Adam:
-    opt = inputs.spec.optimizer
+    opt = inputs.config.optimizer
     if OptimizerName(opt.name) is OptimizerName.gd:
         return GradientDescent(opt.lr)
     return Adam(opt.lr, opt.beta_1, opt.beta_2, opt.epsilon)
 
 
-def _model(inputs: TrainInputs, dtype: np.dtype) -> MLP:
-    params = [[kernel.astype(dtype), bias.astype(dtype)] for kernel, bias in inputs.weights]
-    return MLP(params, Activation(inputs.spec.model.hidden_activation), inputs.output_activation)
-
-
-def _weights(net: MLP) -> Weights:
-    return [(w.copy(), b.copy()) for w, b in net.params]
-
-
-# --- the backend ---------------------------------------------------------------------
+# --- the backend ---------------------------------------------------------------------------
 
 
 class NumpyBackend:
@@ -238,69 +252,54 @@ class NumpyBackend:
         info.update(framework="numpy", numpy_version=np.__version__)
         return info
 
-    def train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> History:
+    def train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> TrainedModel:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=self.threads, user_api="blas"):
             return self._train(inputs, on_epoch)
 
-    def _train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> History:
-        spec, data = inputs.spec, inputs.data
-        dtype = np.dtype(spec.train.dtype.value)
+    def _train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> TrainedModel:
+        data = inputs.data
+        dtype = np.dtype(inputs.config.train.dtype.value)
         y_dtype = np.int64 if data.task is Task.multiclass else dtype
         x_train, y_train = data.x_train.astype(dtype), data.y_train.astype(y_dtype)
         x_val, y_val = data.x_val.astype(dtype), data.y_val.astype(y_dtype)
 
         net = _model(inputs, dtype)
-        loss = _loss(data.task, spec.model.from_logits, spec.train.prob_clip_eps)
+        loss = _loss(inputs.loss)
         optimizer = _optimizer(inputs)
-        post = probabilities_after_model(inputs)
-        n = len(x_train)
+        steps = len(inputs.batches(0))
 
-        def evaluate() -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-            train_out, val_fw = net.forward(x_train).output, net.forward(x_val)
-            val_out = val_fw.output
-            val_loss, _ = loss(val_out, y_val)
-            if post is not None:
-                act = Activation(post)
-                train_out, val_out = _activate(act, train_out), _activate(act, val_out)
-            return val_loss, train_out, val_out, val_fw.logits
+        def evaluate() -> Evaluation:
+            return Evaluation(*evaluate_outputs(
+                lambda x: _logits_and_output(net, x),
+                lambda out, y: loss(out, y)[0],
+                _activate,
+                inputs.head_after_model,
+                x_train,
+                x_val,
+                y_val,
+            ))
 
-        for epoch in range(spec.train.epochs):
-            batches = batch_indices(n, spec.train.batch_size, epoch, spec.seed)
-            t0 = time.perf_counter()
+        reporter = EpochReporter(inputs, steps, evaluate, lambda: _weights(net), on_epoch)
+        for epoch in range(inputs.config.train.epochs):
+            reporter.begin()
             loss_sum = 0.0
-            for idx in batches:
+            for idx in inputs.batches(epoch):
                 fw = net.forward(x_train[idx])
                 batch_loss, d_out = loss(fw.output, y_train[idx])
                 optimizer.step(net.params, net.backward(fw, d_out))
                 loss_sum += batch_loss * len(idx)  # the epoch's loss, weighted by batch size
-            elapsed = time.perf_counter() - t0
-            val_loss, train_pred, val_pred, val_logits = evaluate()
-            eval_time = time.perf_counter() - t0 - elapsed
-            record = EpochRecord(
-                epoch=epoch + 1,
-                train_loss=loss_sum / n,
-                val_loss=val_loss,
-                train_pred=train_pred,
-                val_pred=val_pred,
-                epoch_time_s=elapsed,
-                steps=len(batches),
-                samples=n,
-                val_logits=val_logits,
-                weights=_weights(net) if inputs.record_weights else None,
-                eval_time_s=eval_time,
-            )
-            if on_epoch(record) is False:
+            if not reporter.end(epoch, loss_sum / len(x_train)):
                 break
-        return History(final_weights=_weights(net))
+        return TrainedModel(final_weights=_weights(net))
 
     @contextmanager
     def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:
         """The lesson's vectorised forward propagation: Z = A @ W + b over the whole batch."""
         from threadpoolctl import threadpool_limits
 
-        net = _model(inputs, np.dtype(inputs.spec.train.dtype.value))
+        net = _model(inputs, np.dtype(inputs.config.train.dtype.value))
         xs = x.astype(net.params[0][0].dtype)
         with threadpool_limits(limits=self.threads, user_api="blas"):
             yield lambda: net.forward(xs).output

@@ -34,9 +34,9 @@ def _final_weights_predict(spec, x: np.ndarray) -> np.ndarray:
     inputs = TrainInputs(spec, data, initial_weights(sizes, spec.seed, spec.model.init), out)
     backend = get_backend(spec.backend.name)
     backend.setup(inputs)
-    history = backend.train(inputs, lambda record: None)
+    trained = backend.train(inputs, lambda record: None)
     a = x.astype(np.float64)
-    for kernel, bias in history.final_weights:
+    for kernel, bias in trained.final_weights:
         a = expit(a @ kernel + bias)  # sigmoid hidden layers and a sigmoid output
     return a
 

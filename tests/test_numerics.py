@@ -26,7 +26,8 @@ def test_exact_loss_is_cross_entropy_from_logits_without_overflow():
     logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 800.0]])
     labels = np.array([0, 1])
     first = -math.log(math.exp(1.0) / (math.exp(1.0) + math.exp(2.0) + math.exp(3.0)))
-    assert exact_loss(Task.multiclass, labels, logits) == pytest.approx((first + 800.0) / 2, rel=1e-12)
+    expected = (first + 800.0) / 2
+    assert exact_loss(Task.multiclass, labels, logits) == pytest.approx(expected, rel=1e-12)
 
 
 def test_clipped_fraction_counts_probabilities_at_or_beyond_the_bounds():

@@ -17,8 +17,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from backends import numpy_backend as nb
-from harness.run import parity
+from backends.base import LossSettings
 from harness.core.config import Activation, DType, OptimizerName, Task
+from harness.run import parity
 from harness.run.train import run
 from tests.conftest import make_spec
 
@@ -93,7 +94,7 @@ def test_a_kernel_reshaped_instead_of_transposed_is_caught(monkeypatch):
     def reshaped(inputs, dtype):
         net = right(inputs, dtype)
         with torch.no_grad():
-            for layer, (kernel, _) in zip(net.linears(), inputs.weights):
+            for layer, (kernel, _) in zip(net.linears(), inputs.weights, strict=True):
                 # (in, out) -> (out, in) by reshape: the right shape, the wrong numbers
                 layer.weight.copy_(torch.from_numpy(kernel.reshape(layer.weight.shape)))
         return net
@@ -111,7 +112,7 @@ def test_torchs_own_adam_epsilon_is_caught(monkeypatch):
     from backends import lightning_backend as lb
 
     def torch_adam(inputs, params):
-        opt = inputs.spec.optimizer
+        opt = inputs.config.optimizer
         return torch.optim.Adam(params, lr=opt.lr, betas=(opt.beta_1, opt.beta_2), eps=opt.epsilon)
 
     spec = _spec(Task.binary)
@@ -138,11 +139,24 @@ def test_keras_computing_the_probability_loss_from_logits_is_caught(monkeypatch)
 
     spec, data = _stress()
     right = parity.measure(spec, data, "keras")
-    # without the identity op Keras quietly takes the sigmoid's input as logits
-    monkeypatch.setattr(kb._FromProbabilities, "call", lambda self, y, p: self.base.call(y, p))
+    # Keras' own probability loss inside `fit` quietly takes the sigmoid's input as logits
+    monkeypatch.setattr(kb, "_loss", lambda settings: kb.keras.losses.BinaryCrossentropy())
     wrong = parity.measure(spec, data, "keras", right.ref)
     assert right.verdict == "pass", right.describe()
     assert wrong.verdict == "fail"
+
+
+def test_keras_clips_at_the_configured_epsilon_not_at_keras_global_one():
+    import keras
+
+    spec, data = _stress()
+    saved = keras.config.epsilon()
+    keras.config.set_epsilon(1e-2)  # what another library in the process might have done
+    try:
+        check = parity.measure(spec, data, "keras")
+    finally:
+        keras.config.set_epsilon(saved)
+    assert check.verdict == "pass", check.describe()  # clipped at train.prob_clip_eps = 1e-7
 
 
 def test_torchs_bce_loss_instead_of_keras_clipping_is_caught(monkeypatch):
@@ -153,7 +167,7 @@ def test_torchs_bce_loss_instead_of_keras_clipping_is_caught(monkeypatch):
     spec, data = _stress()
     right = parity.measure(spec, data, "lightning")
     # BCELoss clamps log(p) at -100 instead of clipping p to [1e-7, 1 - 1e-7]
-    monkeypatch.setattr(lb, "_loss", lambda task, from_logits, eps: F.binary_cross_entropy)
+    monkeypatch.setattr(lb, "_loss", lambda settings: F.binary_cross_entropy)
     wrong = parity.measure(spec, data, "lightning", right.ref)
     assert right.verdict == "pass", right.describe()
     assert wrong.verdict == "fail"
@@ -178,10 +192,13 @@ def test_numpy_backprop_matches_finite_differences(task, from_logits, hidden):
     data = dataset(task)
     x, y = data.x_train[:12], data.y_train[:12]
     sizes = [data.n_features, 5, 4, data.n_outputs]
-    params = [[rng.normal(0, 0.5, (a, b)), rng.normal(0, 0.1, b)] for a, b in itertools.pairwise(sizes)]
-    out = {Task.multiclass: Activation.softmax, Task.regression: Activation.linear}.get(task, Activation.sigmoid)
+    params = [
+        [rng.normal(0, 0.5, (a, b)), rng.normal(0, 0.1, b)] for a, b in itertools.pairwise(sizes)
+    ]
+    heads = {Task.multiclass: Activation.softmax, Task.regression: Activation.linear}
+    out = heads.get(task, Activation.sigmoid)
     net = nb.MLP(params, hidden, Activation.linear if from_logits else out)
-    loss = nb._loss(task, from_logits, 1e-7)
+    loss = nb._loss(LossSettings(task, from_logits, 1e-7))
 
     def value() -> float:
         return loss(net.forward(x).output, y)[0]
@@ -214,8 +231,8 @@ def test_numpy_keeps_float32_float32():
     backend = nb.NumpyBackend()
     backend.setup(inputs)
     records = []
-    history = backend.train(inputs, records.append)
-    assert {a.dtype for pair in history.final_weights for a in pair} == {np.dtype(np.float32)}
+    trained = backend.train(inputs, records.append)
+    assert {a.dtype for pair in trained.final_weights for a in pair} == {np.dtype(np.float32)}
     assert records[-1].val_logits.dtype == np.float32 and records[-1].val_pred.dtype == np.float32
     assert records[0].weights is not None and len(records) == 2
 
@@ -242,8 +259,9 @@ def test_a_parity_run_logs_per_epoch_metrics_and_its_verdict(store):
                 "numerics/loss_abs_error", "numerics/clipped_fraction"):
         history = client.get_metric_history(keras.info.run_id, key)
         assert [m.step for m in history] == [1, 2, 3, 4], key
+    per_epoch = client.get_metric_history(keras.info.run_id, "parity/loss_max_rel_diff")
     assert keras.data.metrics["parity/worst_loss_rel_diff"] == pytest.approx(
-        max(m.value for m in client.get_metric_history(keras.info.run_id, "parity/loss_max_rel_diff"))
+        max(m.value for m in per_epoch)
     )
     assert runs["keras"].final["parity/pass"] == 1.0
     # the reference run is the reference: no comparison with itself
@@ -251,7 +269,8 @@ def test_a_parity_run_logs_per_epoch_metrics_and_its_verdict(store):
     assert numpy_run.data.tags["parity_verdict"] == "reference"
     assert "parity/loss_max_rel_diff" not in numpy_run.data.metrics
     # both trained the same network on the same batches: the final losses say so
-    assert runs["keras"].final["train/loss"] == pytest.approx(runs["numpy"].final["train/loss"], rel=1e-5)
+    final_losses = [runs[b].final["train/loss"] for b in ("keras", "numpy")]
+    assert final_losses[0] == pytest.approx(final_losses[1], rel=1e-5)
 
 
 def test_without_parity_nothing_extra_is_trained_or_logged():
@@ -263,7 +282,7 @@ def test_without_parity_nothing_extra_is_trained_or_logged():
 
 def test_a_diverged_framework_run_fails_parity():
     check = parity.ParityCheck(
-        replace(_inputs_stub(), spec=_spec(Task.binary)), parity.Reference([0.5], [0.5], [None])
+        replace(_inputs_stub(), config=_spec(Task.binary)), parity.Reference([0.5], [0.5], [None])
     )
     from backends.base import EpochRecord
 
@@ -275,7 +294,7 @@ def test_a_diverged_framework_run_fails_parity():
 def _inputs_stub():
     from backends.base import TrainInputs
 
-    return TrainInputs(spec=None, data=None, weights=[], output_activation=Activation.sigmoid)
+    return TrainInputs(config=None, data=None, weights=[], output_activation=Activation.sigmoid)
 
 
 def test_float64_is_a_parity_setting_too():

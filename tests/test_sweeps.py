@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from harness.run.train import run
 from harness.store import RunFailed
 from tests.conftest import cli, make_spec
+from tests.faults import env as faults_env
 
 ROLE = "tags.`harness.role`"
 
@@ -44,7 +45,7 @@ def test_parallel_sweep_survives_a_raise_and_a_sigkill_then_resumes(tmp_path):
         "-m",
     ]
     faults = "keras-sigmoid-probs-adam-s5@2=raise;lightning-sigmoid-probs-adam-s2@2=kill"
-    first = cli(*args, cwd=tmp_path, env={"HARNESS_FAULTS": faults})
+    first = cli(*args, cwd=tmp_path, env=faults_env(faults))
     assert first.returncode != 0
     assert "keras-sigmoid-probs-adam-s5 [FAILED]" in first.stderr
     assert "lightning-sigmoid-probs-adam-s2 [KILLED]" in first.stderr

@@ -86,8 +86,8 @@ def reference(inputs: TrainInputs) -> Reference:
     """Train the NumPy backend on the same spec, weights and batches (all epochs)."""
     from backends.numpy_backend import NumpyBackend
 
-    spec = replace(inputs.spec, backend=BackendConfig(name=REFERENCE))
-    ref_inputs = replace(inputs, spec=spec, record_weights=True)
+    config = replace(inputs.config, backend=BackendConfig(name=REFERENCE))
+    ref_inputs = replace(inputs, config=config, record_weights=True, keep_model=False)
     backend = NumpyBackend()
     backend.setup(ref_inputs)
     ref = Reference()
@@ -101,8 +101,8 @@ class ParityCheck:
 
     def __init__(self, inputs: TrainInputs, ref: Reference | None) -> None:
         self.ref = ref  # None: this run is the reference
-        self.tolerance = tolerance(inputs.spec)
-        self.param_tolerance = param_tolerance(inputs.spec)
+        self.tolerance = tolerance(inputs.config)
+        self.param_tolerance = param_tolerance(inputs.config)
         self.worst_loss = 0.0
         self.worst_param = 0.0
         self.epochs = 0
@@ -110,9 +110,9 @@ class ParityCheck:
     @classmethod
     def start(cls, inputs: TrainInputs) -> ParityCheck | None:
         """None unless train.parity; on a framework backend, trains the reference first."""
-        if not inputs.spec.train.parity:
+        if not inputs.config.train.parity:
             return None
-        return cls(inputs, reference(inputs) if wanted(inputs.spec) else None)
+        return cls(inputs, reference(inputs) if wanted(inputs.config) else None)
 
     def compare(self, record: EpochRecord) -> dict[str, float]:
         """This epoch's parity metrics (none on the reference run itself)."""
@@ -218,7 +218,7 @@ def measure(spec: Config, data: Dataset, backend: str, ref: Reference | None = N
     validate(spec, data.task, data.n_outputs)
     sizes = layer_sizes(data.n_features, list(spec.model.hidden), data.n_outputs)
     inputs = TrainInputs(
-        spec=replace(spec, backend=BackendConfig(name=backend)),
+        config=replace(spec, backend=BackendConfig(name=backend)),
         data=data,
         weights=initial_weights(sizes, spec.seed, spec.model.init),
         output_activation=output_activation(spec, data.task),

@@ -6,9 +6,7 @@ import functools
 import hashlib
 import json
 import math
-import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ from typing import Any, Callable
 
 from harness.core import config as C
 from harness.core import data as D
+from harness.run import hooks as epoch_hooks
 from harness.run import numerics
 from harness.run import parity
 from harness.run import vectorization
@@ -158,26 +157,12 @@ def prepare(spec: C.Config) -> tuple[D.Dataset, C.Activation]:
     return data, C.output_activation(spec, data.task)
 
 
-def _injected_fault(name: str, epoch: int) -> str | None:
-    """Test aid: HARNESS_FAULTS="run-name@epoch=raise|kill;..." breaks a chosen run on purpose.
-
-    Lets the sweep tests crash one job (an exception, or SIGKILL as from the OOM killer or
-    a segfault in a framework) in a real sweep without touching any other job.
-    """
-    for item in filter(None, os.environ.get("HARNESS_FAULTS", "").split(";")):
-        target, _, action = item.partition("=")
-        run, _, at = target.partition("@")
-        if run == name and int(at or 1) == epoch:
-            return action
-    return None
-
-
-def _log_model(tracked, history, example, name: str, log) -> None:
+def _log_model(tracked, trained, example, name: str, log) -> None:
     """tracking.log_model=true: the trained network, saved with its framework's MLflow flavour."""
-    if history.model is None:
+    if trained.model is None:
         log(f"[harness] {name}: no MLflow model flavour for this backend", file=sys.stderr)
         return
-    tracked.log_model(history.model, history.model_flavor, example)
+    tracked.log_model(trained.model, trained.model_flavor, example)
 
 
 def run(
@@ -204,13 +189,14 @@ def run(
         layer_sizes(data.n_features, list(spec.model.hidden), data.n_outputs), spec.seed, spec.model.init
     )
     inputs = TrainInputs(
-        spec=spec, data=data, weights=weights, output_activation=out_act,
-        record_weights=parity.wanted(spec),
+        config=spec, data=data, weights=weights, output_activation=out_act,
+        record_weights=parity.wanted(spec), keep_model=spec.tracking.log_model,
     )
     name = run_name(spec, data.task, out_act)
     chash = config_hash(spec)
     backend = get_backend(spec.backend.name)
     check = parity.ParityCheck.start(inputs)  # None unless train.parity; trains the reference
+    hooks = epoch_hooks.installed()  # called after each epoch is recorded (tests' faults)
 
     t_start = time.perf_counter()
     env = backend.setup(inputs)
@@ -253,14 +239,11 @@ def run(
                 tracked.log_metrics(metrics, step=record.epoch)
             if on_metrics is not None:
                 on_metrics(record.epoch, metrics)
-            fault = _injected_fault(name, record.epoch)
-            if fault == "kill":
-                os.kill(os.getpid(), signal.SIGKILL)
-            elif fault == "raise":
-                raise RuntimeError(f"fault injected by HARNESS_FAULTS at epoch {record.epoch}")
+            for hook in hooks:
+                hook(name, record.epoch, metrics)
             return True
 
-        history = backend.train(inputs, on_epoch)
+        trained = backend.train(inputs, on_epoch)
         wall = time.perf_counter() - t_start
         if diverged:
             if tracked is not None:
@@ -284,7 +267,7 @@ def run(
                 tracked.set_tags(check.tags())
             if spec.tracking.log_model:
                 example = data.x_val[:5].astype(spec.train.dtype.value)  # its input signature
-                _log_model(tracked, history, example, name, log)
+                _log_model(tracked, trained, example, name, log)
     final = {k: v for k, v in last.items() if k != "epoch"}
     final.update(summary)
     result = RunResult(name, chash, final, int(last.get("epoch", 0)), wall)

@@ -110,7 +110,7 @@ def prepare(spec: C.Config):
 
 def measure(inputs, x: np.ndarray, backend) -> dict[str, float]:
     """Time the lesson's loop and the backend's forward pass on the same batch."""
-    spec = inputs.spec
+    spec = inputs.config
     dtype = np.dtype(C.DType(spec.train.dtype).value)
     weights = [(w.astype(dtype), b.astype(dtype)) for w, b in inputs.weights]
     acts = [C.Activation(spec.model.hidden_activation)] * len(spec.model.hidden) + [inputs.output_activation]
