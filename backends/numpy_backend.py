@@ -103,6 +103,12 @@ class MLP:
 
     def backward(self, fw: Forward, d_out: np.ndarray) -> list[list[np.ndarray]]:
         """Gradients [[dW, db], ...] from dJ/d(output), layer by layer from the last."""
+        return self.backward_to_input(fw, d_out)[0]
+
+    def backward_to_input(
+        self, fw: Forward, d_out: np.ndarray
+    ) -> tuple[list[list[np.ndarray]], np.ndarray]:
+        """The gradients and dJ/d(input) (what layers before this network need: conv)."""
         grads: list[list[np.ndarray]] = []
         da = d_out
         for layer in reversed(range(len(self.params))):
@@ -110,11 +116,16 @@ class MLP:
             w = self.params[layer][0]
             grads.append([fw.inputs[layer].T @ dz, dz.sum(axis=0)])
             da = dz @ w.T
-        return grads[::-1]
+        return grads[::-1], da
 
 
 def _model(inputs: TrainInputs, dtype: np.dtype) -> MLP:
     params = [[kernel.astype(dtype), bias.astype(dtype)] for kernel, bias in inputs.weights]
+    if inputs.config.model.conv_filters:  # conv layers first: backends.conv_numpy
+        from backends.conv_numpy import ConvNet
+
+        shape = inputs.data.image_shape
+        return ConvNet(params, shape, inputs.hidden_activation, inputs.output_activation)
     return MLP(params, inputs.hidden_activation, inputs.output_activation)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.core.config import ConfigError, DataConfig, Task
+from harness.core.lesson_data import as_two_classes, load_blobs, subsample_train
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Dataset:
     y_val: np.ndarray
     n_outputs: int
     description: str
+    # (height, width, channels) of each row read as an image, row by row; None: not images
+    image_shape: tuple[int, int, int] | None = None
 
     @property
     def n_features(self) -> int:
@@ -74,6 +77,7 @@ def load_digits_binary(cfg: DataConfig, seed: int) -> dict:
         **_split(x, y.reshape(-1, 1).astype(np.float64), cfg, seed, stratify=True),
         "task": Task.binary,
         "description": "scikit-learn digits 0 vs 1 (8x8 pixels / 16)",
+        "image_shape": (8, 8, 1),
     }
 
 
@@ -83,6 +87,7 @@ def load_digits_multiclass(cfg: DataConfig, seed: int) -> dict:
         **_split(x, y.astype(np.int64), cfg, seed, stratify=True),
         "task": Task.multiclass,
         "description": "scikit-learn digits 0-9 (8x8 pixels / 16)",
+        "image_shape": (8, 8, 1),
     }
 
 
@@ -109,6 +114,7 @@ def load_digit_pairs(cfg: DataConfig, seed: int) -> dict:
         out[f"y_{side}"] = hot
     out["task"] = Task.multilabel
     out["description"] = "pairs of digits side by side (8x16), multi-hot set of digits present"
+    out["image_shape"] = (8, 16, 1)
     return out
 
 
@@ -302,6 +308,7 @@ BUILTIN_TASKS: dict[str, Task] = {
     "digit_pairs": Task.multilabel,
     "roasting": Task.binary,
     "diabetes": Task.regression,
+    "blobs": Task.multiclass,
 }
 
 LOADERS: dict[str, Loader] = {
@@ -310,6 +317,7 @@ LOADERS: dict[str, Loader] = {
     "digit_pairs": load_digit_pairs,
     "roasting": load_roasting,
     "diabetes": load_diabetes,
+    "blobs": load_blobs,
     "file": load_user_file,
 }
 
@@ -320,6 +328,8 @@ def load(cfg: DataConfig, seed: int) -> Dataset:
         raise ConfigError(f"data.name={cfg.name!r} is unknown; choose from {sorted(LOADERS)}")
     raw = LOADERS[cfg.name](cfg, seed)
     task = Task(raw["task"])
+    if task is Task.binary and cfg.task is not None and Task(cfg.task) is Task.multiclass:
+        raw, task = as_two_classes(raw), Task.multiclass  # a 2-unit softmax on 0/1 labels
     if cfg.task is not None and Task(cfg.task) is not task:
         wanted = Task(cfg.task)
         others = [n for n, t in BUILTIN_TASKS.items() if t is wanted]
@@ -328,6 +338,7 @@ def load(cfg: DataConfig, seed: int) -> Dataset:
             f"{task.value} task; drop data.task, or use data={'|'.join(others)} for a "
             f"{wanted.value} task (or data=file with your own labels)"
         )
+    raw = subsample_train(raw, cfg.train_fraction, seed, task)
     x_tr, x_va = raw["x_train"], raw["x_val"]
     if raw.get("standardize"):
         mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
@@ -347,7 +358,24 @@ def load(cfg: DataConfig, seed: int) -> Dataset:
         y_val=np.ascontiguousarray(raw["y_val"]),
         n_outputs=n_out,
         description=raw["description"],
+        image_shape=_image_shape(cfg, raw, x_tr.shape[1]),
     )
+
+
+def _image_shape(cfg: DataConfig, raw: dict, n_features: int) -> tuple[int, int, int] | None:
+    """The loader's image shape, or a user file's data.image_shape checked against its width."""
+    if cfg.image_shape is None:
+        return raw.get("image_shape")
+    shape = [int(d) for d in cfg.image_shape]
+    if len(shape) == 2:
+        shape.append(1)
+    if len(shape) != 3 or min(shape) < 1 or int(np.prod(shape)) != n_features:
+        raise ConfigError(
+            f"data.image_shape={list(cfg.image_shape)} does not fit {n_features} features per "
+            "row; give [height, width] or [height, width, channels] with height x width x "
+            "channels = the number of feature columns"
+        )
+    return (shape[0], shape[1], shape[2])
 
 
 def batch_indices(n: int, batch_size: int | None, epoch: int, seed: int) -> list[np.ndarray]:

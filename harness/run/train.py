@@ -20,7 +20,7 @@ from harness.run import hooks as epoch_hooks
 from harness.run import numerics
 from harness.run import parity
 from harness.run import vectorization
-from harness.core.init import initial_weights, layer_sizes
+from harness.core.init import network_weights
 from harness.core.metrics import task_metrics
 from harness.store import CONFIG_HASH_TAG, OVERRIDES_TAG, RunFailed, tracked_run
 
@@ -76,6 +76,10 @@ def run_name(spec: C.Config, task: C.Task, out: C.Activation) -> str:
     parts = [spec.backend.name]
     if spec.data.name != "digits_binary":
         parts.append(spec.data.name)
+    if spec.data.train_fraction != 1.0:
+        parts.append(f"frac{spec.data.train_fraction:g}")
+    if spec.model.conv_filters:
+        parts.append("conv" + "x".join(str(f) for f in spec.model.conv_filters))
     parts += [C.Activation(spec.model.hidden_activation).value, head, opt.value]
     if spec.optimizer.lr != DEFAULT_LR[opt]:
         parts.append(f"lr{spec.optimizer.lr:g}")
@@ -154,6 +158,7 @@ def prepare(spec: C.Config) -> tuple[D.Dataset, C.Activation]:
         C.validate(spec, C.Task(spec.data.task), n_outputs=2)
     data = D.load(spec.data, spec.seed)
     C.validate(spec, data.task, data.n_outputs)
+    C.validate_input(spec, data.name, data.image_shape)
     return data, C.output_activation(spec, data.task)
 
 
@@ -185,8 +190,8 @@ def run(
     from backends.base import TrainInputs
 
     data, out_act = prepare(spec)
-    weights = initial_weights(
-        layer_sizes(data.n_features, list(spec.model.hidden), data.n_outputs), spec.seed, spec.model.init
+    weights = network_weights(
+        spec.model, data.n_features, data.n_outputs, data.image_shape, spec.seed
     )
     inputs = TrainInputs(
         config=spec, data=data, weights=weights, output_activation=out_act,
