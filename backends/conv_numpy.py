@@ -25,8 +25,11 @@ def im2col(a: np.ndarray, kh: int, kw: int) -> np.ndarray:
     return windows.transpose(0, 1, 2, 4, 5, 3).reshape(n, ho, wo, kh * kw * c)
 
 
-def conv_forward(a: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(columns, z): z[n, i, j, o] = sum over (di, dj, c) of a[n, i+di, j+dj, c] k[di, dj, c, o] + b[o]."""
+def conv_forward(
+    a: np.ndarray, kernel: np.ndarray, bias: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, z): z[n, i, j, o] = sum over di, dj, c of a[n, i+di, j+dj, c] k[di, dj, c, o]
+    plus b[o]."""
     kh, kw, c_in, c_out = kernel.shape
     cols = im2col(a, kh, kw)
     return cols, cols @ kernel.reshape(kh * kw * c_in, c_out) + bias

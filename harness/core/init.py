@@ -7,6 +7,8 @@ Kernels are stored as (fan_in, fan_out), Keras' layout; torch receives the trans
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from harness.core.config import InitScheme, ModelConfig, conv_output_shape
@@ -22,7 +24,7 @@ def initial_weights(sizes: list[int], seed: int, scheme: InitScheme) -> Weights:
     """(kernel, bias) per layer, float64; kernels uniform in +-limit, biases zero."""
     rng = np.random.default_rng([seed, 0])
     weights: Weights = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in pairwise(sizes):
         limit = _limit(fan_in, fan_out, scheme)
         kernel = rng.uniform(-limit, limit, size=(fan_in, fan_out))
         weights.append((kernel, np.zeros(fan_out)))
@@ -44,7 +46,8 @@ def network_weights(
     """
     filters = list(model.conv_filters)
     if not filters:
-        return initial_weights(layer_sizes(n_features, list(model.hidden), n_outputs), seed, model.init)
+        sizes = layer_sizes(n_features, list(model.hidden), n_outputs)
+        return initial_weights(sizes, seed, model.init)
     assert image_shape is not None, "validate_input refuses conv models on non-images"
     rng = np.random.default_rng([seed, 0])
     k = model.kernel_size
@@ -56,14 +59,10 @@ def network_weights(
         weights.append((rng.uniform(-limit, limit, size=(k, k, channels, f)), np.zeros(f)))
         channels = f
     h, w, c = conv_output_shape(image_shape, filters, k)
-    for fan_in, fan_out in zip(*_pairs(layer_sizes(h * w * c, list(model.hidden), n_outputs))):
+    for fan_in, fan_out in pairwise(layer_sizes(h * w * c, list(model.hidden), n_outputs)):
         limit = _limit(fan_in, fan_out, model.init)
         weights.append((rng.uniform(-limit, limit, size=(fan_in, fan_out)), np.zeros(fan_out)))
     return weights
-
-
-def _pairs(sizes: list[int]) -> tuple[list[int], list[int]]:
-    return sizes[:-1], sizes[1:]
 
 
 def _limit(fan_in: int, fan_out: int, scheme: InitScheme) -> float:
