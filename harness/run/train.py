@@ -80,6 +80,8 @@ def run_name(spec: C.Config, task: C.Task, out: C.Activation) -> str:
         parts.append(f"frac{spec.data.train_fraction:g}")
     if spec.model.conv_filters:
         parts.append("conv" + "x".join(str(f) for f in spec.model.conv_filters))
+    if task is C.Task.multiclass and D.BUILTIN_TASKS.get(spec.data.name) is C.Task.binary:
+        parts.append("2class")  # binary labels as 2 classes (a 2-unit softmax)
     parts += [C.Activation(spec.model.hidden_activation).value, head, opt.value]
     if spec.optimizer.lr != DEFAULT_LR[opt]:
         parts.append(f"lr{spec.optimizer.lr:g}")
@@ -210,6 +212,7 @@ def run(
     params["model.output_activation"] = out_act.value  # the resolved head, not null
     params["data.n_train"], params["data.n_val"] = len(data.x_train), len(data.x_val)
     params["data.n_features"], params["data.n_outputs"] = data.n_features, data.n_outputs
+    params["model.n_params"] = sum(k.size + b.size for k, b in weights)  # conv_vs_dense
 
     last: dict[str, float] = {}
     epoch_times: list[float] = []
