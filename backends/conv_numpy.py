@@ -3,17 +3,19 @@
 A conv layer here is what Keras' Conv2D and torch's Conv2d compute with stride 1 and
 'valid' padding: a cross-correlation (the kernel is not flipped) of a (kh, kw, in, out)
 kernel over NHWC images, plus a bias per filter. Its output is flattened in (height,
-width, channels) order, Keras' Flatten on NHWC, into the dense layers (numpy_backend.MLP).
+width, channels) order, Keras' Flatten on NHWC, into the dense layers (numpy_backend.MLP,
+handed in with the activations by numpy_backend: this module imports nothing of it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from backends.numpy_backend import MLP, Forward, _activate, _activation_backward
 from harness.core.config import Activation
 
 
@@ -59,7 +61,7 @@ class ConvForward:
     cols: list[np.ndarray]
     zs: list[np.ndarray]
     outs: list[np.ndarray]
-    dense: Forward
+    dense: Any  # numpy_backend.Forward
 
     @property
     def logits(self) -> np.ndarray:
@@ -71,30 +73,34 @@ class ConvForward:
 
 
 class ConvNet:
-    """Conv layers (kernels (kh, kw, in, out)), flatten, then the MLP; params in that order."""
+    """Conv layers (kernels (kh, kw, in, out)), flatten, then the dense network."""
 
     def __init__(
         self,
         params: list[list[np.ndarray]],
         image_shape: tuple[int, int, int],
         hidden: Activation,
-        output: Activation,
+        dense: Any,
+        activate: Callable[[Activation, np.ndarray], np.ndarray],
+        activation_backward: Callable[..., np.ndarray],
     ) -> None:
-        self.params = params  # [[K, b], ..., [W, b], ...], updated in place by the optimizer
+        """params: every layer's [K, b] (conv first, then dense: the optimizer's order);
+        dense: numpy_backend.MLP over the same arrays params[n_conv:]."""
+        self.params = params  # updated in place by the optimizer
         self.image_shape = tuple(image_shape)
         self.n_conv = sum(1 for kernel, _ in params if kernel.ndim == 4)
-        self.hidden = hidden
-        self.dense = MLP(params[self.n_conv :], hidden, output)  # the same arrays
+        self.hidden, self.dense = hidden, dense
+        self.activate, self.activation_backward = activate, activation_backward
 
     def forward(self, x: np.ndarray) -> ConvForward:
-        fw = ConvForward([], [], [], [], Forward([], [], []))
+        fw = ConvForward([], [], [], [], None)
         a = x.reshape(len(x), *self.image_shape)  # rows are images stored row by row, NHWC
         for kernel, bias in self.params[: self.n_conv]:
             cols, z = conv_forward(a, kernel, bias)
             fw.inputs.append(a)
             fw.cols.append(cols)
             fw.zs.append(z)
-            a = _activate(self.hidden, z)
+            a = self.activate(self.hidden, z)
             fw.outs.append(a)
         fw.dense = self.dense.forward(a.reshape(len(x), -1))  # flatten (h, w, c)
         return fw
@@ -104,7 +110,7 @@ class ConvNet:
         grads: list[list[np.ndarray]] = []
         da = d_flat.reshape(fw.outs[-1].shape)
         for layer in reversed(range(self.n_conv)):
-            dz = _activation_backward(self.hidden, fw.zs[layer], fw.outs[layer], da)
+            dz = self.activation_backward(self.hidden, fw.zs[layer], fw.outs[layer], da)
             kernel = self.params[layer][0]
             d_kernel, d_bias, da = conv_backward(fw.cols[layer], kernel, dz, fw.inputs[layer].shape)
             grads.append([d_kernel, d_bias])

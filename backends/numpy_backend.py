@@ -25,6 +25,7 @@ from backends.base import (
     evaluate_outputs,
     thread_count,
 )
+from backends.conv_numpy import ConvNet
 from harness.core.config import Activation, Device, OptimizerName, Task
 from harness.core.init import Weights
 
@@ -119,14 +120,15 @@ class MLP:
         return grads[::-1], da
 
 
-def _model(inputs: TrainInputs, dtype: np.dtype) -> MLP:
+def _model(inputs: TrainInputs, dtype: np.dtype) -> MLP | ConvNet:
     params = [[kernel.astype(dtype), bias.astype(dtype)] for kernel, bias in inputs.weights]
-    if inputs.config.model.conv_filters:  # conv layers first: backends.conv_numpy
-        from backends.conv_numpy import ConvNet
-
+    hidden, output = inputs.hidden_activation, inputs.output_activation
+    n_conv = len(inputs.config.model.conv_filters)
+    if n_conv:  # conv layers first (backends.conv_numpy), then the MLP on the same arrays
+        dense = MLP(params[n_conv:], hidden, output)
         shape = inputs.data.image_shape
-        return ConvNet(params, shape, inputs.hidden_activation, inputs.output_activation)
-    return MLP(params, inputs.hidden_activation, inputs.output_activation)
+        return ConvNet(params, shape, hidden, dense, _activate, _activation_backward)
+    return MLP(params, hidden, output)
 
 
 def _weights(net: MLP) -> Weights:

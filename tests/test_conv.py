@@ -217,7 +217,10 @@ def test_numpy_conv_backprop_matches_finite_differences(task, from_logits, filte
     heads = {Task.multiclass: Activation.softmax}
     out = Activation.linear if from_logits else heads.get(task, Activation.sigmoid)
     # sigmoid hidden units: smooth, so central differences are exact to O(h^2)
-    net = cn.ConvNet(params, data.image_shape, Activation.sigmoid, out)
+    n_conv = len(filters)
+    dense = nb.MLP(params[n_conv:], Activation.sigmoid, out)
+    net = cn.ConvNet(params, data.image_shape, Activation.sigmoid, dense, nb._activate,
+                     nb._activation_backward)
     loss = nb._loss(LossSettings(task, from_logits, 1e-7))
     fw = net.forward(x)
     grads = net.backward(fw, loss(fw.output, y)[1])
