@@ -62,6 +62,7 @@ def test_binary_digits_as_two_classes_give_a_two_unit_softmax_on_the_same_split(
     (["data=blobs", "model=conv"], ["needs images", "data.name=blobs"]),
     (["data=digits", "model=conv", "model.kernel_size=9"], ["kernel_size=9 is larger", "8x8"]),
     (["data=digits", "model=conv", "model.conv_filters=[4,4,4,4]"], ["conv layer 4", "2x2"]),
+    (["data=digits", "model=conv", "mode=vectorization"], ["mode=vectorization", "model=mlp"]),
     (["data=digits", "data.train_fraction=0"], ["train_fraction=0", "(0, 1]"]),
     (["data=digits", "data.train_fraction=1.5"], ["train_fraction=1.5", "(0, 1]"]),
 ])

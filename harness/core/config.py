@@ -362,6 +362,11 @@ def validate_input(spec: Config, data_name: str, image_shape: tuple[int, ...] | 
     filters = list(spec.model.conv_filters)
     if not filters:
         return
+    if Mode(spec.mode) is Mode.vectorization:
+        raise ConfigError(
+            "mode=vectorization times the lesson's dense layers (a loop over neurons vs one "
+            "matrix product); it has no conv layers: use a dense model (model=mlp)."
+        )
     if image_shape is None:
         raise ConfigError(
             f"model=conv needs images, but data.name={data_name} is a table of features "
