@@ -76,11 +76,41 @@ def test_conv_frameworks_match_numpy_in_float32(label, task, spec):
     _check(task, spec, EPOCHS32)
 
 
+class _KerasBiasCorrectionAdam(nb.Adam):
+    """The reference's Adam with beta_1, beta_2 rounded through float32 in the bias
+    correction only, as Keras 3 on TensorFlow does even for float64 variables."""
+
+    def step(self, params, grads):
+        exact = self.beta_1, self.beta_2
+        flat_p = [p for layer in params for p in layer]
+        flat_g = [g for layer in grads for g in layer]
+        if not self.m:
+            self.m = [np.zeros_like(p) for p in flat_p]
+            self.v = [np.zeros_like(p) for p in flat_p]
+        self.t += 1
+        b1, b2 = (float(np.float32(b)) for b in exact)
+        alpha = self.lr * np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        for p, g, m, v in zip(flat_p, flat_g, self.m, self.v, strict=True):
+            m += (g - m) * (1 - exact[0])
+            v += (g * g - v) * (1 - exact[1])
+            p -= (m * alpha) / (np.sqrt(v) + self.epsilon)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("label,task,spec", CONV64, ids=[label for label, _, _ in CONV64])
-def test_conv_frameworks_match_numpy_in_float64(label, task, spec):
-    results = _check(task, spec, EPOCHS)
-    assert results["lightning"].worst_loss < 1e-12, results["lightning"].describe()
+def test_conv_frameworks_match_numpy_in_float64(label, task, spec, monkeypatch):
+    # Lightning: the reference to rounding. Keras' Adam rounds its betas through float32 in
+    # the bias correction; dense models stay within the tolerances anyway, conv training
+    # amplifies it (measured: weights 1.7e-4 and 8e-4 apart in 100 epochs, over the 1e-4
+    # bar), so Keras is held to a reference that rounds the same way: then to 1e-12.
+    lightning = parity.measure(spec, dataset(task), "lightning")
+    assert lightning.ref.train_loss[-1] < lightning.ref.train_loss[0]
+    if OptimizerName(spec.optimizer.name) is OptimizerName.adam:
+        monkeypatch.setattr(nb, "Adam", _KerasBiasCorrectionAdam)
+    keras = parity.measure(spec, dataset(task), "keras")
+    for check in (lightning, keras):
+        assert check.epochs == EPOCHS
+        assert check.worst_loss < 1e-12 and check.worst_param < 1e-12, check.describe()
 
 
 def test_conv_float64_lightning_agrees_to_rounding():
