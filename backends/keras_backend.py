@@ -80,6 +80,8 @@ def _activate(act: Activation, x):
 
 def _model(inputs: TrainInputs, dtype: str) -> keras.Sequential:
     layers: list = [keras.Input(shape=(inputs.data.n_features,), dtype=dtype)]
+    if inputs.config.model.conv_filters:
+        layers += _conv_layers(inputs)
     for units in inputs.config.model.hidden:
         layers.append(keras.layers.Dense(units, activation=inputs.hidden_activation.value))
     output = inputs.output_activation.value
@@ -87,6 +89,18 @@ def _model(inputs: TrainInputs, dtype: str) -> keras.Sequential:
     model = keras.Sequential(layers)
     model.set_weights([a.astype(dtype) for kernel, bias in inputs.weights for a in (kernel, bias)])
     return model
+
+
+def _conv_layers(inputs: TrainInputs) -> list:
+    """Rows -> NHWC images, Conv2D ('valid', stride 1; kernels (kh, kw, in, out) as the
+    harness stores them), then Flatten in (height, width, channels) order."""
+    k, act = inputs.config.model.kernel_size, inputs.hidden_activation.value
+    layers: list = [keras.layers.Reshape(inputs.data.image_shape)]
+    for filters in inputs.config.model.conv_filters:
+        layers.append(keras.layers.Conv2D(
+            filters, k, padding="valid", data_format="channels_last", activation=act
+        ))
+    return [*layers, keras.layers.Flatten()]
 
 
 def _weights(model: keras.Sequential) -> Weights:

@@ -27,7 +27,8 @@ from backends.base import (
     evaluate_outputs,
     thread_count,
 )
-from harness.core.config import Activation, Device, OptimizerName, Task
+from backends.conv_torch import conv_layers, from_torch, to_torch
+from harness.core.config import Activation, Device, OptimizerName, Task, conv_output_shape
 from harness.core.init import Weights
 
 # The Trainer's banners ("GPU available...", tips) are not the user's business.
@@ -75,9 +76,15 @@ def _activate(act: Activation, x: torch.Tensor) -> torch.Tensor:
 class MLP(nn.Module):
     """The network itself: Linear layers and activations, nothing about training."""
 
-    def __init__(self, sizes: list[int], hidden_activation: Activation, output: Activation):
+    def __init__(
+        self,
+        sizes: list[int],
+        hidden_activation: Activation,
+        output: Activation,
+        before: list[nn.Module] | None = None,
+    ):
         super().__init__()
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = list(before or [])  # the conv layers (backends.conv_torch)
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             last = i == len(sizes) - 2
             act = output if last else hidden_activation
@@ -90,22 +97,34 @@ class MLP(nn.Module):
     def linears(self) -> list[nn.Linear]:
         return [m for m in self.layers if isinstance(m, nn.Linear)]
 
+    def weighted(self) -> list[nn.Linear | nn.Conv2d]:
+        """The layers with (weight, bias), in the order of the harness's weights."""
+        return [m for m in self.layers if isinstance(m, (nn.Linear, nn.Conv2d))]
+
 
 def _model(inputs: TrainInputs, dtype: torch.dtype) -> MLP:
-    sizes = [inputs.data.n_features, *inputs.config.model.hidden, inputs.data.n_outputs]
-    net = MLP(sizes, inputs.hidden_activation, inputs.output_activation)
+    model = inputs.config.model
+    n_in, before = inputs.data.n_features, None
+    if model.conv_filters:
+        shape = inputs.data.image_shape
+        h, w, c = conv_output_shape(shape, list(model.conv_filters), model.kernel_size)
+        n_in = h * w * c
+        act = _ACTIVATIONS[inputs.hidden_activation]
+        before = conv_layers(shape, list(model.conv_filters), model.kernel_size, act)
+    sizes = [n_in, *model.hidden, inputs.data.n_outputs]
+    net = MLP(sizes, inputs.hidden_activation, inputs.output_activation, before)
     net = net.to(dtype)  # before copying: a float32 layer would round float64 weights
     with torch.no_grad():
-        for layer, (kernel, bias) in zip(net.linears(), inputs.weights, strict=True):
-            layer.weight.copy_(torch.from_numpy(kernel.T.copy()))  # torch stores (out, in)
+        for layer, (kernel, bias) in zip(net.weighted(), inputs.weights, strict=True):
+            layer.weight.copy_(torch.from_numpy(to_torch(kernel)))  # torch's (out, in, ...)
             layer.bias.copy_(torch.from_numpy(bias))
     return net
 
 
 def _weights(net: MLP) -> Weights:
     return [
-        (layer.weight.detach().cpu().numpy().T.copy(), layer.bias.detach().cpu().numpy().copy())
-        for layer in net.linears()
+        (from_torch(layer.weight.detach().cpu().numpy()), layer.bias.detach().cpu().numpy().copy())
+        for layer in net.weighted()
     ]
 
 

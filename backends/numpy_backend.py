@@ -25,6 +25,7 @@ from backends.base import (
     evaluate_outputs,
     thread_count,
 )
+from backends.conv_numpy import ConvNet
 from harness.core.config import Activation, Device, OptimizerName, Task
 from harness.core.init import Weights
 
@@ -103,6 +104,12 @@ class MLP:
 
     def backward(self, fw: Forward, d_out: np.ndarray) -> list[list[np.ndarray]]:
         """Gradients [[dW, db], ...] from dJ/d(output), layer by layer from the last."""
+        return self.backward_to_input(fw, d_out)[0]
+
+    def backward_to_input(
+        self, fw: Forward, d_out: np.ndarray
+    ) -> tuple[list[list[np.ndarray]], np.ndarray]:
+        """The gradients and dJ/d(input) (what layers before this network need: conv)."""
         grads: list[list[np.ndarray]] = []
         da = d_out
         for layer in reversed(range(len(self.params))):
@@ -110,12 +117,18 @@ class MLP:
             w = self.params[layer][0]
             grads.append([fw.inputs[layer].T @ dz, dz.sum(axis=0)])
             da = dz @ w.T
-        return grads[::-1]
+        return grads[::-1], da
 
 
-def _model(inputs: TrainInputs, dtype: np.dtype) -> MLP:
+def _model(inputs: TrainInputs, dtype: np.dtype) -> MLP | ConvNet:
     params = [[kernel.astype(dtype), bias.astype(dtype)] for kernel, bias in inputs.weights]
-    return MLP(params, inputs.hidden_activation, inputs.output_activation)
+    hidden, output = inputs.hidden_activation, inputs.output_activation
+    n_conv = len(inputs.config.model.conv_filters)
+    if n_conv:  # conv layers first (backends.conv_numpy), then the MLP on the same arrays
+        dense = MLP(params[n_conv:], hidden, output)
+        shape = inputs.data.image_shape
+        return ConvNet(params, shape, hidden, dense, _activate, _activation_backward)
+    return MLP(params, hidden, output)
 
 
 def _weights(net: MLP) -> Weights:

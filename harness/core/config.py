@@ -70,6 +70,18 @@ class DataConfig:
     path: Optional[str] = None
     # multiplies the inputs after scaling; >1 gives large logits (numerics stress test)
     input_scale: float = 1.0
+    # train on this fraction of the training split (stratified, from the seed); validation
+    # is untouched (the data_size experiment's learning curves)
+    train_fraction: float = 1.0
+    # a user file's images: [height, width] or [height, width, channels], pixels stored
+    # row by row (channels last); needed by model=conv. Bundled images know their shape.
+    image_shape: Optional[list[int]] = None
+    # data=blobs (scikit-learn make_blobs): points, centres, spread and generator seed;
+    # null: the lab's values (2000, [[-5, 2], [-2, -2], [1, 2], [5, -2]], 1.0, 30)
+    n_samples: Optional[int] = None
+    centers: Optional[list[list[float]]] = None
+    cluster_std: Optional[float] = None
+    random_state: Optional[int] = None
 
 
 @dataclass
@@ -81,6 +93,12 @@ class ModelConfig:
     # as in Keras: the loss receives logits (a linear output) instead of probabilities
     from_logits: bool = False
     init: InitScheme = InitScheme.glorot_uniform
+    # filters per convolutional layer before the dense ones (model=conv); empty: dense only.
+    # Every conv layer: kernel_size x kernel_size, stride 1, 'valid' padding (no zeros
+    # added), the hidden activation, no pooling; its output is flattened (height, width,
+    # channels) into the first dense layer.
+    conv_filters: list[int] = field(default_factory=list)
+    kernel_size: int = 3
 
 
 @dataclass
@@ -235,6 +253,16 @@ def _check_ranges(spec: Config) -> None:
         )
     if not 0.0 < spec.data.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction={spec.data.val_fraction}: must be in (0, 1).")
+    if not 0.0 < spec.data.train_fraction <= 1.0:
+        raise ConfigError(
+            f"data.train_fraction={spec.data.train_fraction}: must be in (0, 1] (the share of "
+            "the training split to train on; 1 trains on all of it)."
+        )
+    if any(f <= 0 for f in spec.model.conv_filters) or spec.model.kernel_size < 1:
+        raise ConfigError(
+            f"model.conv_filters={list(spec.model.conv_filters)}, model.kernel_size="
+            f"{spec.model.kernel_size}: filter counts and the kernel size must be positive."
+        )
     if spec.data.input_scale <= 0:
         raise ConfigError(f"data.input_scale={spec.data.input_scale}: must be positive.")
     opt = spec.optimizer
@@ -305,7 +333,8 @@ def _check_classification_head(spec: Config, task: Task, out: Activation, n_outp
     if task is Task.binary and out is Activation.softmax:
         raise ConfigError(
             "a softmax over a single output unit is always 1; a binary task uses "
-            "model.output_activation=sigmoid (or linear with from_logits=true)."
+            "model.output_activation=sigmoid (or linear with from_logits=true), or "
+            "data.task=multiclass to encode its labels as 2 classes for a 2-unit softmax."
         )
     if task is Task.multiclass and out is Activation.sigmoid:
         raise ConfigError(
@@ -325,6 +354,45 @@ def validate(spec: Config, task: Task, n_outputs: int) -> None:
         _check_regression_head(spec, out)
     else:
         _check_classification_head(spec, task, out, n_outputs)
+
+
+def conv_output_shape(
+    image_shape: tuple[int, ...], filters: list[int], kernel_size: int
+) -> tuple[int, int, int]:
+    """(height, width, channels) after the conv layers: each 'valid' k x k layer, stride 1,
+    takes k - 1 rows and columns off."""
+    h, w, c = image_shape
+    for f in filters:
+        h, w, c = h - kernel_size + 1, w - kernel_size + 1, f
+    return h, w, c
+
+
+def validate_input(spec: Config, data_name: str, image_shape: tuple[int, ...] | None) -> None:
+    """Refuse a conv model on data that is not an image, or a kernel larger than its image."""
+    filters = list(spec.model.conv_filters)
+    if not filters:
+        return
+    if Mode(spec.mode) is Mode.vectorization:
+        raise ConfigError(
+            "mode=vectorization times the lesson's dense layers (a loop over neurons vs one "
+            "matrix product); it has no conv layers: use a dense model (model=mlp)."
+        )
+    if image_shape is None:
+        raise ConfigError(
+            f"model=conv needs images, but data.name={data_name} is a table of features "
+            "with no image shape; use data=digits, digits_binary or digit_pairs, or "
+            "data=file with data.image_shape=[height, width], or a dense model (model=mlp)."
+        )
+    k = spec.model.kernel_size
+    h, w, _ = image_shape
+    for layer in range(len(filters)):
+        if k > h or k > w:
+            raise ConfigError(
+                f"model.kernel_size={k} is larger than the {h}x{w} input of conv layer "
+                f"{layer + 1} (image {image_shape[0]}x{image_shape[1]}, 'valid' padding "
+                f"shrinks it by {k - 1} per layer); use a smaller kernel or fewer conv layers."
+            )
+        h, w = h - k + 1, w - k + 1
 
 
 def to_plain(obj: Any) -> Any:

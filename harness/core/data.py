@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.core import datafile, digest
 from harness.core.config import ConfigError, DataConfig, Task
+from harness.core.lesson_data import as_two_classes, blobs_settings, load_blobs, subsample_train
 
 USER_FILE_FORMAT = datafile.USER_FILE_FORMAT
 
@@ -40,6 +41,8 @@ class Dataset:
     # regression targets are trained divided by this power of ten (see target_scale);
     # losses and metrics are reported multiplied back, in the file's own units
     target_scale: float = 1.0
+    # (height, width, channels) of each row read as an image, row by row; None: not images
+    image_shape: tuple[int, int, int] | None = None
 
     @property
     def n_features(self) -> int:
@@ -110,6 +113,7 @@ def load_digits_binary(cfg: DataConfig, seed: int) -> dict:
         **_split(x, y.reshape(-1, 1).astype(np.float64), cfg, seed, stratify=True),
         "task": Task.binary,
         "description": "scikit-learn digits 0 vs 1 (8x8 pixels / 16)",
+        "image_shape": (8, 8, 1),
     }
 
 
@@ -119,6 +123,7 @@ def load_digits_multiclass(cfg: DataConfig, seed: int) -> dict:
         **_split(x, y.astype(np.int64), cfg, seed, stratify=True),
         "task": Task.multiclass,
         "description": "scikit-learn digits 0-9 (8x8 pixels / 16)",
+        "image_shape": (8, 8, 1),
     }
 
 
@@ -147,6 +152,7 @@ def load_digit_pairs(cfg: DataConfig, seed: int) -> dict:
         out[f"{side}_rows"] = np.stack([rows[a], rows[b]], axis=1)  # the two images of a pair
     out["task"] = Task.multilabel
     out["description"] = "pairs of digits side by side (8x16), multi-hot set of digits present"
+    out["image_shape"] = (8, 16, 1)
     return out
 
 
@@ -211,6 +217,7 @@ BUILTIN_TASKS: dict[str, Task] = {
     "digit_pairs": Task.multilabel,
     "roasting": Task.binary,
     "diabetes": Task.regression,
+    "blobs": Task.multiclass,
 }
 
 LOADERS: dict[str, Loader] = {
@@ -219,6 +226,7 @@ LOADERS: dict[str, Loader] = {
     "digit_pairs": load_digit_pairs,
     "roasting": load_roasting,
     "diabetes": load_diabetes,
+    "blobs": load_blobs,
     "file": load_user_file,
 }
 
@@ -253,7 +261,7 @@ def label(cfg: DataConfig) -> str:
     return cfg.name
 
 
-# (source digest, task, val_fraction, seed) -> Dataset.digest: the config hash asks for the
+# (source digest, task, val_fraction, train_fraction, seed) -> Dataset.digest: the config hash asks for the
 # digest of data the plan has just loaded, without loading it again
 _DIGESTS: dict[tuple, str] = {}
 
@@ -261,12 +269,14 @@ _DIGESTS: dict[tuple, str] = {}
 def _source_digest(cfg: DataConfig) -> str:
     if cfg.name == "file":
         return digest.of_bytes(datafile.resolve(cfg).read_bytes())
+    if cfg.name == "blobs":  # generated from the config's centres, spread, size and state
+        return digest.of_params(cfg.name, {**blobs_settings(cfg), **SPLIT_VERSION})
     return digest.of_params(cfg.name, {**BUILTIN_PARAMS[cfg.name], **SPLIT_VERSION})
 
 
 def _key(cfg: DataConfig, source_digest: str, seed: int) -> tuple:
     task = None if cfg.task is None else Task(cfg.task).value
-    return (source_digest, task, cfg.val_fraction, seed)
+    return (source_digest, task, cfg.val_fraction, cfg.train_fraction, seed)
 
 
 def load(cfg: DataConfig, seed: int) -> Dataset:
@@ -275,7 +285,10 @@ def load(cfg: DataConfig, seed: int) -> Dataset:
         raise ConfigError(f"data.name={cfg.name!r} is unknown; choose from {sorted(LOADERS)}")
     raw = LOADERS[cfg.name](cfg, seed)
     task = Task(raw["task"])
+    if task is Task.binary and cfg.task is not None and Task(cfg.task) is Task.multiclass:
+        raw, task = as_two_classes(raw), Task.multiclass  # a 2-unit softmax on 0/1 labels
     _check_task(cfg, task)
+    raw = subsample_train(raw, cfg.train_fraction, seed, task)
     x_tr, x_va = raw["x_train"], raw["x_val"]
     if raw.get("standardize"):
         mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
@@ -304,6 +317,7 @@ def load(cfg: DataConfig, seed: int) -> Dataset:
         train_digest=digest.of_rows(source_digest, raw["train_rows"]),
         val_digest=digest.of_rows(source_digest, raw["val_rows"]),
         target_scale=scale,
+        image_shape=_image_shape(cfg, raw, x_tr.shape[1]),
     )
     _DIGESTS[_key(cfg, source_digest, seed)] = data.digest
     return data
@@ -317,6 +331,22 @@ def data_digest(cfg: DataConfig, seed: int) -> str:
     if key not in _DIGESTS:
         load(cfg, seed)
     return _DIGESTS[key]
+
+
+def _image_shape(cfg: DataConfig, raw: dict, n_features: int) -> tuple[int, int, int] | None:
+    """The loader's image shape, or a user file's data.image_shape checked against its width."""
+    if cfg.image_shape is None:
+        return raw.get("image_shape")
+    shape = [int(d) for d in cfg.image_shape]
+    if len(shape) == 2:
+        shape.append(1)
+    if len(shape) != 3 or min(shape) < 1 or int(np.prod(shape)) != n_features:
+        raise ConfigError(
+            f"data.image_shape={list(cfg.image_shape)} does not fit {n_features} features per "
+            "row; give [height, width] or [height, width, channels] with height x width x "
+            "channels = the number of feature columns"
+        )
+    return (shape[0], shape[1], shape[2])
 
 
 def batch_indices(n: int, batch_size: int | None, epoch: int, seed: int) -> list[np.ndarray]:

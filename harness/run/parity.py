@@ -212,15 +212,17 @@ def small_dataset(task: Task, seed: int = 0, n_train: int = 96, n_val: int = 48)
 def measure(spec: Config, data: Dataset, backend: str, ref: Reference | None = None) -> ParityCheck:
     """Train `backend` on spec + data with the parity check on; the check holds the result."""
     from backends import get_backend
-    from harness.core.config import output_activation, validate
-    from harness.core.init import initial_weights, layer_sizes
+    from harness.core.config import output_activation, validate, validate_input
+    from harness.core.init import network_weights
 
     validate(spec, data.task, data.n_outputs)
-    sizes = layer_sizes(data.n_features, list(spec.model.hidden), data.n_outputs)
+    validate_input(spec, data.name, data.image_shape)
     inputs = TrainInputs(
         config=replace(spec, backend=BackendConfig(name=backend)),
         data=data,
-        weights=initial_weights(sizes, spec.seed, spec.model.init),
+        weights=network_weights(
+            spec.model, data.n_features, data.n_outputs, data.image_shape, spec.seed
+        ),
         output_activation=output_activation(spec, data.task),
         record_weights=True,
     )

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from harness.core import config as C
@@ -20,7 +19,7 @@ from harness.run import hooks as epoch_hooks
 from harness.run import numerics
 from harness.run import parity
 from harness.run import vectorization
-from harness.core.init import initial_weights, layer_sizes
+from harness.core.init import network_weights
 from harness.core.metrics import task_metrics
 from harness.store import CONFIG_HASH_TAG, OVERRIDES_TAG, RunFailed, tracked_run
 from harness.store.datasets import log_datasets
@@ -83,6 +82,12 @@ def run_name(spec: C.Config, task: C.Task, out: C.Activation) -> str:
     parts = [spec.backend.name]
     if spec.data.name != "digits_binary":
         parts.append(D.label(spec.data))  # a user file's stem, never `file`
+    if spec.data.train_fraction != 1.0:
+        parts.append(f"frac{spec.data.train_fraction:g}")
+    if spec.model.conv_filters:
+        parts.append("conv" + "x".join(str(f) for f in spec.model.conv_filters))
+    if task is C.Task.multiclass and D.BUILTIN_TASKS.get(spec.data.name) is C.Task.binary:
+        parts.append("2class")  # binary labels as 2 classes (a 2-unit softmax)
     parts += [C.Activation(spec.model.hidden_activation).value, head, opt.value]
     if spec.optimizer.lr != DEFAULT_LR[opt]:
         parts.append(f"lr{spec.optimizer.lr:g}")
@@ -164,6 +169,7 @@ def prepare(spec: C.Config) -> tuple[D.Dataset, C.Activation]:
         C.validate(spec, C.Task(spec.data.task), n_outputs=2)
     data = D.load(spec.data, spec.seed)
     C.validate(spec, data.task, data.n_outputs)
+    C.validate_input(spec, data.name, data.image_shape)
     return data, C.output_activation(spec, data.task)
 
 
@@ -195,8 +201,8 @@ def run(
     from backends.base import TrainInputs
 
     data, out_act = prepare(spec)
-    weights = initial_weights(
-        layer_sizes(data.n_features, list(spec.model.hidden), data.n_outputs), spec.seed, spec.model.init
+    weights = network_weights(
+        spec.model, data.n_features, data.n_outputs, data.image_shape, spec.seed
     )
     inputs = TrainInputs(
         config=spec, data=data, weights=weights, output_activation=out_act,
@@ -218,6 +224,7 @@ def run(
     params["data.digest"] = data.digest
     if data.task is C.Task.regression:
         params["data.target_scale"] = data.target_scale
+    params["model.n_params"] = sum(k.size + b.size for k, b in weights)  # conv_vs_dense
 
     last: dict[str, float] = {}
     epoch_times: list[float] = []

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from harness.core import config as C
-from harness.core.init import Weights, initial_weights, layer_sizes
+from harness.core.init import Weights, network_weights
 
 IMPLEMENTATION = {"numpy": "matmul", "keras": "keras", "lightning": "lightning"}
 
@@ -100,8 +100,10 @@ def prepare(spec: C.Config):
     from harness.run.train import prepare as prepare_data
 
     data, out_act = prepare_data(spec)
-    sizes = layer_sizes(data.n_features, list(spec.model.hidden), data.n_outputs)
-    inputs = TrainInputs(spec, data, initial_weights(sizes, spec.seed, spec.model.init), out_act)
+    weights = network_weights(
+        spec.model, data.n_features, data.n_outputs, data.image_shape, spec.seed
+    )
+    inputs = TrainInputs(spec, data, weights, out_act)
     x = data.x_train[: spec.train.batch_size or len(data.x_train)]
     backend = get_backend(spec.backend.name)
     env = backend.setup(inputs)
