@@ -10,7 +10,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from harness.core.config import DataConfig
-from harness.core.data import load
+from harness.core.data import data_digest, load
 from harness.run.train import config_hash, prepare, run, run_name
 from tests.conftest import cli, make_spec
 
@@ -126,3 +126,15 @@ def test_a_changed_file_trains_again_and_the_same_bytes_are_skipped(tmp_path):
     runs = _finished(db)
     assert len(runs) == 2 and len({r.data.tags["config_hash"] for r in runs}) == 2
     assert {r.data.params["data.n_train"] for r in runs} == {"32", "24"}
+
+
+def test_a_training_fraction_and_the_blobs_settings_change_the_digest():
+    full = load(DataConfig(name="digits"), seed=0)
+    half = load(DataConfig(name="digits", train_fraction=0.5), seed=0)
+    assert half.val_digest == full.val_digest  # validation untouched
+    assert half.train_digest != full.train_digest
+    assert data_digest(DataConfig(name="digits", train_fraction=0.5), 0) == half.digest
+    lab = DataConfig(name="blobs")
+    wider = DataConfig(name="blobs", cluster_std=2.0)
+    assert data_digest(lab, 0) == load(lab, 0).digest
+    assert data_digest(wider, 0) != data_digest(lab, 0)
