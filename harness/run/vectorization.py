@@ -97,7 +97,7 @@ def prepare(spec: C.Config):
     """(inputs, batch, backend, what the backend recorded), the backend set up."""
     from backends import get_backend
     from backends.base import TrainInputs
-    from harness.run.train import prepare as prepare_data
+    from harness.run.identity import prepare as prepare_data
 
     data, out_act = prepare_data(spec)
     weights = network_weights(
@@ -139,7 +139,7 @@ def run(
     on_started: Callable[[str, str], None] | None = None,
 ):
     """One vectorization run, tracked like a training run; returns a harness.run.RunResult."""
-    from harness.run.train import RunResult, _to_yaml, config_hash, flatten, provenance_tags
+    from harness.run.identity import RunResult, config_hash, flatten, provenance_tags, to_yaml
     from harness.store import tracked_run
 
     t_start = time.perf_counter()
@@ -152,7 +152,7 @@ def run(
     }
     params = flatten(C.to_plain(spec))
     params["vectorization.batch"] = len(x)
-    with tracked_run(spec.tracking, name, tags, params, _to_yaml(spec), parent_run_id, on_started) as tracked:
+    with tracked_run(spec.tracking, name, tags, params, to_yaml(spec), parent_run_id, on_started) as tracked:
         metrics = measure(inputs, x, backend)
         if tracked is not None:
             tracked.log_metrics(metrics, step=1)
