@@ -18,9 +18,11 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     if HydraConfig.get().mode is RunMode.MULTIRUN:
-        from harness.sweep.callback import run_job
+        from harness.sweep.job import run_task
 
-        return run_job(cfg)  # in a warm worker; never raises for a failed job
+        # a job of another launcher (joblib, submitit): in this process's warm worker;
+        # never raises for a failed job. The harness launcher runs its jobs itself.
+        return run_task(cfg)
     from harness.run.train import run
 
     try:
@@ -37,20 +39,15 @@ def _sigterm(signum, frame):
 
 
 def cli() -> None:
-    from harness.sweep import callback as sweep
-
-    # Ctrl-C and SIGTERM end the current run and the sweep KILLED. SIGINT is set explicitly:
-    # a process started in the background by a non-interactive shell inherits it ignored.
+    # Ctrl-C and SIGTERM end the current run (and a sweep, KILLED: harness.sweep.callback).
+    # SIGINT is set explicitly: a process started in the background by a non-interactive
+    # shell inherits it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         main()
     except KeyboardInterrupt:
-        sweep.abort("interrupted")
         sys.exit(130)
-    finally:
-        sweep.close_parent_if_open()  # Hydra itself failed mid-sweep: no RUNNING-forever parent
-    sys.exit(sweep.STATE.exit_code)
 
 
 if __name__ == "__main__":
