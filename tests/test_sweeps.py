@@ -235,7 +235,8 @@ def test_runs_left_running_by_a_killed_sweep_are_marked_killed_by_the_next(tmp_p
 
 def _scheduled(kinds: list[str], held: list[str | None]) -> list[str | None]:
     """What each slot picks next, in turn, given the jobs' backends and the slots' workers."""
-    from harness.sweep.workers import Job, Scheduler, WorkerPool
+    from harness.sweep.scheduler import Scheduler
+    from harness.sweep.workers import Job, WorkerPool
 
     specs = {b: make_spec(f"backend={b}", "train.epochs=1") for b in set(kinds)}
     scheduler = Scheduler(WorkerPool(len(held)), len(held))

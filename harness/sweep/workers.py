@@ -23,9 +23,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any
 
 from harness.core.config import Config, ConfigError
 
@@ -38,7 +39,9 @@ class Job:
     label: str = ""  # e.g. "[3/12]" for progress lines
     progress: str = "auto"  # harness.sweep.progress mode: auto (bar on a terminal), lines, off
     sweep_after_s: float | None = None  # estimated time of the jobs after this one
-    gpu: str | None = None  # CUDA_VISIBLE_DEVICES for its worker (harness.sweep.gpus); None: inherited
+    gpu: str | None = (
+        None  # CUDA_VISIBLE_DEVICES for its worker (harness.sweep.gpus); None: inherited
+    )
     config_hash: str = ""  # what a sweep claims before the job trains (harness.store.claims)
 
 
@@ -85,8 +88,8 @@ def _serve(conn, backend: str | None = None) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    from harness.sweep.progress import EpochProgress
     from harness.run.train import run
+    from harness.sweep.progress import EpochProgress
 
     if backend is not None:
         from backends import get_backend
@@ -94,7 +97,11 @@ def _serve(conn, backend: str | None = None) -> None:
         try:
             get_backend(backend)  # its framework's import, once, before the first job
             # and MLflow's client and SQL store (~1.5 s), which the first run would import
-            for module in ("mlflow.entities", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store"):
+            for module in (
+                "mlflow.entities",
+                "mlflow.tracking",
+                "mlflow.store.tracking.sqlalchemy_store",
+            ):
                 importlib.import_module(module)
         except Exception:
             pass  # the first job raises it again, and records it as that run's failure
@@ -109,7 +116,7 @@ def _serve(conn, backend: str | None = None) -> None:
             return
         bar = EpochProgress(job.label, job.spec.train.epochs, job.progress, job.sweep_after_s)
 
-        def started(run_id: str, name: str) -> None:
+        def started(run_id: str, name: str, bar: EpochProgress = bar) -> None:
             bar.started(name)
             conn.send(("started", (run_id, name)))
 
@@ -121,7 +128,7 @@ def _serve(conn, backend: str | None = None) -> None:
                     log=bar.print,
                     parent_run_id=job.parent_run_id,
                     on_started=started,
-                    on_metrics=lambda epoch, _metrics: bar.update(epoch),
+                    on_metrics=lambda epoch, _metrics, bar=bar: bar.update(epoch),
                 )
             finally:
                 bar.clear()  # before the supervisor prints the job's outcome
@@ -133,7 +140,14 @@ def _serve(conn, backend: str | None = None) -> None:
             return
         except BaseException as exc:  # the run is already recorded FAILED with its traceback
             conn.send(
-                ("done", Outcome("FAILED", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
+                (
+                    "done",
+                    Outcome(
+                        "FAILED",
+                        error=f"{type(exc).__name__}: {exc}",
+                        traceback=traceback.format_exc(),
+                    ),
+                )
             )
         _settle()  # while the supervisor prepares the next job
 
@@ -179,9 +193,17 @@ class Worker:
                 kind, payload = self.conn.recv()
             except (EOFError, ConnectionError, OSError):
                 code = self._wait(5)
-                why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                why = (
+                    f"killed by signal {-code}"
+                    if code is not None and code < 0
+                    else f"exit code {code}"
+                )
                 return Outcome(
-                    "KILLED", run_id=run_id, run_name=name, error=f"worker process died ({why})", exitcode=code
+                    "KILLED",
+                    run_id=run_id,
+                    run_name=name,
+                    error=f"worker process died ({why})",
+                    exitcode=code,
                 )
             if kind == "started":
                 run_id, name = payload
@@ -232,7 +254,11 @@ class WorkerPool:
         self.times: list[float] = []  # seconds per job run so far: the sweep's time left
         self.last_gpu: str | None = None  # the GPU of the last job: its warm worker's
         # the cores this process may use: a SLURM job's allocation, not the whole node
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1)
+        )
         self.env = {"HARNESS_THREADS": str(max(1, cores // self.slots))}
 
     @staticmethod
@@ -311,7 +337,7 @@ def pool(slots: int = 1) -> WorkerPool:
 
 
 if __name__ == "__main__":
-    # import by module name so pickled Outcome/Job classes are harness.sweep.workers.*, not __main__.*
+    # by module name: pickled Outcome/Job classes are harness.sweep.workers.*, not __main__.*
     from harness.sweep.workers import _serve as serve
 
     serve(Connection(int(sys.argv[1])), sys.argv[2] if len(sys.argv) > 2 else None)
