@@ -183,9 +183,18 @@ def run_task(cfg) -> float:
     )
     after = max(0, plan.planned - (hc.job.num + 1))
     job.sweep_after_s = workers.time_left(after)
+
+    def train(job: Job, on_started: Callable[[str], None] | None) -> Outcome:
+        from harness.sweep import gpus
+
+        with gpus.for_job(
+            job.spec.train.device.value, log=lambda m: log(f"{label} {m}")
+        ) as job.gpu:
+            return workers.run(job, on_started)
+
     t0 = time.perf_counter()
     try:
-        while (outcome := runner.attempt(job, workers.run)).status == BUSY:
+        while (outcome := runner.attempt(job, train)).status == BUSY:
             time.sleep(WAIT_S)
     finally:
         runner.close()

@@ -252,7 +252,6 @@ class WorkerPool:
         self.slots = max(1, slots)
         self.workers: dict[tuple, Worker] = {}
         self.times: list[float] = []  # seconds per job run so far: the sweep's time left
-        self.last_gpu: str | None = None  # the GPU of the last job: its warm worker's
         # the cores this process may use: a SLURM job's allocation, not the whole node
         cores = (
             len(os.sched_getaffinity(0))
@@ -281,19 +280,15 @@ class WorkerPool:
             self.workers[key] = Worker(key, self.env)
 
     def run(self, job: Job, on_started: Callable[[str], None] | None = None) -> Outcome:
-        """Run one job in this process's warm worker for it (the task-function path)."""
-        from harness.sweep import gpus
-
-        with gpus.for_job(job.spec.train.device.value, log=print, prefer=self.last_gpu) as job.gpu:
-            self.last_gpu = job.gpu or self.last_gpu
-            key = self._key(job.spec, job.gpu)
-            worker = self.workers.get(key)
-            if worker is None or not worker.alive():
-                # a worker keeps its GPU busy (CUDA context) while idle: one GPU per backend here
-                for other in [k for k in self.workers if k[:3] == key[:3] and k[3] != job.gpu]:
-                    self.workers.pop(other).stop()
-                worker = self.workers[key] = Worker(key, self._env(job.gpu))
-            outcome = worker.run(job, on_started)
+        """Run one job in this process's warm worker for its backend and GPU (job.gpu)."""
+        key = self._key(job.spec, job.gpu)
+        worker = self.workers.get(key)
+        if worker is None or not worker.alive():
+            # a worker keeps its GPU busy (CUDA context) while idle: one GPU per backend here
+            for other in [k for k in self.workers if k[:3] == key[:3] and k[3] != job.gpu]:
+                self.workers.pop(other).stop()
+            worker = self.workers[key] = Worker(key, self._env(job.gpu))
+        outcome = worker.run(job, on_started)
         if not worker.alive() or outcome.status == "KILLED":
             worker.stop(timeout=1.0)
             self.workers.pop(key, None)
