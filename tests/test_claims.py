@@ -50,6 +50,7 @@ def test_two_identical_sweeps_started_together_on_a_new_store_train_each_config_
         assert proc.returncode == 0, err[-3000:]
         assert "alembic" not in err.lower() and "Traceback" not in err, err[-3000:]
     a, b = (_summary(err) for err in errs)
+    print(f"two sweeps at once: {a} / {b}")
     for s in (a, b):  # every job of each sweep: trained here, done by the other, or skipped
         assert s["finished"] + s["done elsewhere"] + s["skipped"] == s["planned"] == 4, s
     assert a["finished"] + b["finished"] == 4, (a, b)

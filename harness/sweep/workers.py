@@ -251,6 +251,7 @@ class WorkerPool:
     def __init__(self, slots: int = 1) -> None:
         self.slots = max(1, slots)
         self.workers: dict[tuple, Worker] = {}
+        self.lock = threading.Lock()  # the launcher prewarms while its slots take
         self.times: list[float] = []  # seconds per job run so far: the sweep's time left
         # the cores this process may use: a SLURM job's allocation, not the whole node
         cores = (
@@ -276,8 +277,9 @@ class WorkerPool:
             if len(gpus.visible_gpus()) > 1:
                 return  # the job's GPU (part of its worker's key) is leased when it starts
         key = self._key(spec, None)
-        if key not in self.workers:
-            self.workers[key] = Worker(key, self.env)
+        with self.lock:
+            if key not in self.workers:
+                self.workers[key] = Worker(key, self.env)
 
     def run(self, job: Job, on_started: Callable[[str], None] | None = None) -> Outcome:
         """Run one job in this process's warm worker for its backend and GPU (job.gpu)."""
@@ -300,7 +302,8 @@ class WorkerPool:
 
     def take(self, key: tuple) -> Worker:
         """This key's idle worker (prewarmed, say), handed over to the caller, or a new one."""
-        worker = self.workers.pop(key, None)
+        with self.lock:
+            worker = self.workers.pop(key, None)
         return worker if worker is not None and worker.alive() else Worker(key, self._env(key[3]))
 
     def interrupt(self, timeout: float = 15.0) -> None:
