@@ -76,8 +76,8 @@ class Claims:
     ) -> Claim:
         """Claim `chash` unless it is FINISHED (and finished_counts) or claimed by a live run."""
         with self.mutex, self.lock or nullcontext():
-            if finished_counts and (done := self._finished(chash)):
-                return Claim("finished", done)
+            # claims first: a job's run is FINISHED before its claim is released, so a job
+            # with no claim left has its FINISHED run visible by the time it is looked for
             live = []
             for run in self._claims(chash):
                 why = self._stale(run)
@@ -87,6 +87,8 @@ class Claims:
                     live.append(run)
             if live:
                 return Claim("busy", holder=_holder(live[0]))
+            if finished_counts and (done := self._finished(chash)):
+                return Claim("finished", done)
             mine = self._create(chash, run_name, parent_run_id)
         if self.lock is None:  # no shared lock: the earliest live claim wins
             time.sleep(SETTLE_S)
@@ -96,6 +98,9 @@ class Claims:
                 if winner is None or winner.info.run_id != mine:
                     self._drop(mine, "KILLED")
                     return Claim("busy", holder=_holder(winner) if winner else "")
+                if finished_counts and (done := self._finished(chash)):
+                    self._drop(mine, "KILLED")  # finished by a claim that ended as ours began
+                    return Claim("finished", done)
         self._hold(mine, chash)
         return Claim("claimed", mine)
 
@@ -105,7 +110,7 @@ class Claims:
             _retry(lambda: self.store.client.set_tag(claim_id, JOB_RUN_TAG, job_run_id))
 
     def release(self, claim_id: str, status: str) -> None:
-        with self.mutex:
+        with self.mutex, self.lock or nullcontext():
             self.held.pop(claim_id, None)
             self._drop(claim_id, status)
 

@@ -61,18 +61,17 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """A worker whose sweep process was killed must not go on training: another sweep takes
     its job over once the claim is stale, and two runs would then finish. Linux ends it with
     its parent (PR_SET_PDEATHSIG); elsewhere a thread watches the parent process."""
-    parent = os.getppid()
     try:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    if os.getppid() != parent:  # died before the line above
+    if os.getppid() != parent:  # died before the line above (while this one imported)
         os._exit(1)
 
     def watch() -> None:
@@ -83,9 +82,9 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
 
 
-def _serve(conn, backend: str | None = None) -> None:
+def _serve(conn, backend: str | None = None, parent: int | None = None) -> None:
     """Worker loop: run jobs until told to stop or the supervisor goes away."""
-    _die_with_parent()
+    _die_with_parent(parent or os.getppid())
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     from harness.run.train import run
@@ -173,7 +172,14 @@ class Worker:
     def __init__(self, key: tuple, env: dict[str, str] | None = None) -> None:
         parent_sock, child_sock = socket.socketpair()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "harness.sweep.workers", str(child_sock.fileno()), str(key[0])],
+            [
+                sys.executable,
+                "-m",
+                "harness.sweep.workers",
+                str(child_sock.fileno()),
+                str(key[0]),
+                str(os.getpid()),
+            ],
             pass_fds=(child_sock.fileno(),),
             env={**os.environ, **(env or {})},
         )
@@ -338,4 +344,4 @@ if __name__ == "__main__":
     # by module name: pickled Outcome/Job classes are harness.sweep.workers.*, not __main__.*
     from harness.sweep.workers import _serve as serve
 
-    serve(Connection(int(sys.argv[1])), sys.argv[2] if len(sys.argv) > 2 else None)
+    serve(Connection(int(sys.argv[1])), sys.argv[2], int(sys.argv[3]))
