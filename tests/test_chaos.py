@@ -31,28 +31,17 @@ SWEEP = (
 )
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (a sweep's warm workers)."""
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
-
-
-def _running_jobs(client: MlflowClient) -> int:
+def _training(client: MlflowClient) -> dict[str, set[int]]:
+    """The pids of the processes training now: the sweeps holding claims, their workers."""
     exp = client.get_experiment_by_name("chaos")
+    pids: dict[str, set[int]] = {"claim": set(), "job": set()}
     if exp is None:
-        return 0
-    return len(
-        client.search_runs(
-            [exp.experiment_id], "attributes.status = 'RUNNING' and tags.`harness.role` = 'job'"
-        )
-    )
+        return pids
+    for run in client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'"):
+        role, pid = run.data.tags.get("harness.role"), run.data.tags.get("harness.pid", "")
+        if role in pids and pid.isdigit():
+            pids[role].add(int(pid))
+    return pids
 
 
 def _chaos(
@@ -81,24 +70,26 @@ def _chaos(
         for i in range(sweeps)
     ]
     client = MlflowClient(tracking_uri=store)
-    deadline = time.monotonic() + 240
-    while _running_jobs(client) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    victim = rng.choice(procs)
-    kills = 0
-    while time.monotonic() < deadline and any(p.poll() is None for p in procs):
-        time.sleep(rng.uniform(1.0, 3.0))
-        live = [p for p in procs if p.poll() is None]
-        if not live:
-            break
-        if kills == 2 and victim.poll() is None:
-            victim.kill()  # the sweep process alone: its workers must not train on without it
-            victim.wait()
-        elif kills < 5:
-            workers = [w for p in live for w in _children(p.pid)]
-            if workers:
-                os.kill(rng.choice(workers), signal.SIGKILL)
-        kills += 1
+    deadline = time.monotonic() + 300
+    kills: list[str] = []
+    # a worker in the middle of a run, twice; then a sweep holding a claim; then two workers
+    plan = ["job", "job", "claim", "job", "job"]
+    while plan and time.monotonic() < deadline and any(p.poll() is None for p in procs):
+        time.sleep(rng.uniform(0.3, 1.5))
+        pids = _training(client)
+        sweeps = {p.pid: p for p in procs if p.poll() is None}
+        targets = sorted(pids[plan[0]] & (set(sweeps) if plan[0] == "claim" else pids["job"]))
+        if not targets:
+            continue
+        pid = rng.choice(targets)
+        try:
+            os.kill(pid, signal.SIGKILL)  # a sweep alone: its workers must not train on without it
+        except ProcessLookupError:
+            continue  # ended meanwhile
+        if pid in sweeps:
+            sweeps[pid].wait()
+        kills.append(plan.pop(0))
+    assert kills == ["job", "job", "claim", "job", "job"], f"only {kills} before the sweeps ended"
     for p in procs:
         p.wait(timeout=max(1.0, deadline - time.monotonic()))
     return procs
