@@ -9,6 +9,7 @@ wait, then find it made. A tracking server creates its own schema once, at its s
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from filelock import FileLock
@@ -30,12 +31,27 @@ def lock_for(uri: str, suffix: str) -> FileLock | None:
     return FileLock(f"{path}{suffix}")
 
 
-def ensure_schema(uri: str, timeout_s: float = 300.0) -> None:
-    """Open the store once under its lock, so that only one process creates its tables."""
+def ensure_schema(uri: str, timeout_s: float = 300.0, attempts: int = 6) -> None:
+    """Open the store once under its lock, so that only one process creates its tables.
+
+    A process that opens the file without this lock (an MLflow UI, a script) may still be
+    migrating it: wait for it and try again rather than fail on its half-made schema.
+    """
+    from mlflow.tracking import MlflowClient
+
     from harness.store.tracking import _client
 
     lock = lock_for(uri, ".lock")
     if lock is None:
         return
     with lock.acquire(timeout=timeout_s):
-        _client(uri).search_experiments(max_results=1)  # creates and migrates the schema
+        for attempt in range(attempts):
+            try:
+                # a new client each try: a failed one keeps its half-initialised store
+                MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+                break
+            except Exception:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(2.0 * (attempt + 1))
+        _client(uri)
