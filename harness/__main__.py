@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 
@@ -18,9 +19,11 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     if HydraConfig.get().mode is RunMode.MULTIRUN:
-        from harness.sweep.callback import run_job
+        from harness.sweep.job import run_task
 
-        return run_job(cfg)  # in a warm worker; never raises for a failed job
+        # a job of another launcher (joblib, submitit): in this process's warm worker;
+        # never raises for a failed job. The harness launcher runs its jobs itself.
+        return run_task(cfg)
     from harness.run.train import run
     from harness.store import where_logged
 
@@ -46,21 +49,28 @@ def _sigterm(signum, frame):
     raise KeyboardInterrupt("SIGTERM")
 
 
-def cli() -> None:
-    from harness.sweep import callback as sweep
+def with_default_launcher(argv: list[str]) -> list[str]:
+    """A sweep runs through harness's launcher (hydra/launcher=harness: warm workers, claims
+    shared with other sweeps) unless the command line picks another launcher or preset.
+    Chosen here rather than in conf/config.yaml: Hydra lets the primary config's choice of
+    launcher beat the one a +launcher=... preset makes."""
+    picked = any(re.match(r"[+~]*(hydra/)?launcher=", arg) for arg in argv)
+    if picked or not {"-m", "--multirun"} & set(argv):
+        return argv
+    return [argv[0], "hydra/launcher=harness", *argv[1:]]
 
-    # Ctrl-C and SIGTERM end the current run and the sweep KILLED. SIGINT is set explicitly:
-    # a process started in the background by a non-interactive shell inherits it ignored.
+
+def cli() -> None:
+    # Ctrl-C and SIGTERM end the current run (and a sweep, KILLED: harness.sweep.callback).
+    # SIGINT is set explicitly: a process started in the background by a non-interactive
+    # shell inherits it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm)
+    sys.argv = with_default_launcher(sys.argv)
     try:
         main()
     except KeyboardInterrupt:
-        sweep.abort("interrupted")
         sys.exit(130)
-    finally:
-        sweep.close_parent_if_open()  # Hydra itself failed mid-sweep: no RUNNING-forever parent
-    sys.exit(sweep.STATE.exit_code)
 
 
 if __name__ == "__main__":

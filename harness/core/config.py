@@ -140,6 +140,9 @@ class TrackingConfig:
     log_model: bool = False
     # a sweep skips jobs whose config hash already has a FINISHED run; false reruns all
     resume: bool = True
+    # a sweep's claim on a job (harness.store.claims) whose heartbeat is older than this is
+    # stale, from any host: another sweep takes the job over and marks the old run KILLED
+    claim_timeout_s: float = 120.0
 
 
 @dataclass

@@ -44,6 +44,10 @@ def client_for(uri: str) -> MlflowClient:
     path = sqlite_path(uri)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.stat().st_size == 0:
+            from harness.store.migrate import ensure_schema
+
+            ensure_schema(uri)  # a new file: one process creates its tables, the others wait
     if is_server(uri):
         for key, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)

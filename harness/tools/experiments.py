@@ -30,13 +30,9 @@ class Experiment:
 
 def count_runs(sweeps: dict[str, str]) -> int:
     """How many jobs Hydra's basic sweeper makes of these params (ranges, lists and all)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from harness.sweep.callback import job_overrides
 
-    if not sweeps:
-        return 1
-    overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in sweeps.items()])
-    return len(BasicSweeper.split_arguments(overrides, None)[0])
+    return len(job_overrides(sweeps, []))
 
 
 def load(path: Path) -> Experiment:

@@ -1,0 +1,206 @@
+"""One job of a sweep, whichever launcher runs it: skip what is done, claim it, train it in a
+warm worker, leave its outcome in its Hydra job folder.
+
+The sweep callback (harness.sweep.callback) writes the plan to the sweep folder before any
+job starts; every job reads it there, in whatever process its launcher runs it: the harness
+launcher's slots (harness.sweep.launcher), or the task function under joblib, submitit or
+SLURM (`run_task`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.sweep.workers import Job, Outcome
+
+PLAN_FILE = "harness_sweep.json"
+OUTCOME_FILE = "harness_outcome.json"
+BUSY = "BUSY"  # another sweep holds a live claim on this job: try again later
+ELSEWHERE = "ELSEWHERE"  # FINISHED by another sweep while this one ran
+WAIT_S = 2.0  # how often a job whose claim another sweep holds looks again (task-function path)
+
+Train = Callable[[Job, Callable[[str], None] | None], Outcome]
+
+
+def log(msg: str) -> None:
+    print(f"[harness] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Plan:
+    """What the sweep decided before its jobs started (the plan file in the sweep folder)."""
+
+    parent_run_id: str | None = None
+    planned: int = 0
+    skip: dict[str, str] = field(default_factory=dict)  # config hash -> its FINISHED run
+    jobs: list[dict] = field(default_factory=list)  # run_name, config_hash, overrides
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {j["config_hash"]: j["run_name"] for j in self.jobs}
+
+    def write(self, sweep_dir: Path) -> None:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PLAN_FILE).write_text(json.dumps(self.__dict__))
+
+    @classmethod
+    def read(cls, sweep_dir: Path) -> Plan:
+        path = Path(sweep_dir) / PLAN_FILE
+        return cls(**json.loads(path.read_text())) if path.exists() else cls()
+
+
+class JobRunner:
+    """Runs the jobs of one sweep in one process: claims (one heartbeat thread), outcomes."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.claims = None  # harness.store.claims.Claims, opened by the first tracked job
+        self.waiting: set[str] = set()  # hashes whose "claimed elsewhere" was said once
+
+    def _claims(self, job: Job):
+        if self.claims is None and job.spec.tracking.enabled:
+            from harness.store import Store
+            from harness.store.claims import Claims
+
+            self.claims = Claims(
+                Store(job.spec.tracking), job.spec.tracking.claim_timeout_s, log=log
+            )
+        return self.claims
+
+    def attempt(self, job: Job, train: Train) -> Outcome:
+        """Job's outcome, or BUSY while another sweep's live claim holds it."""
+        chash = job.config_hash
+        name = self.plan.names.get(chash, "")
+        if chash in self.plan.skip:
+            return Outcome("SKIPPED", run_id=self.plan.skip[chash], run_name=name)
+        claims = self._claims(job)
+        if claims is None:
+            return train(job, None)
+        claim = claims.try_claim(chash, name, self.plan.parent_run_id, job.spec.tracking.resume)
+        if claim.kind == "finished":
+            return Outcome(ELSEWHERE, run_id=claim.run_id, run_name=name)
+        if claim.kind == "busy":
+            if chash not in self.waiting:
+                self.waiting.add(chash)
+                log(
+                    f"{job.label} {name}: another sweep is training it ({claim.holder}); "
+                    "back to it later"
+                )
+            return Outcome(BUSY, run_name=name)
+        outcome = Outcome("KILLED", error="interrupted")
+        try:
+            outcome = train(job, lambda run_id: claims.link(claim.run_id, run_id))
+        finally:
+            self._end(claims, claim.run_id, outcome, job.label)
+        return outcome
+
+    def _end(self, claims, claim_id: str, outcome: Outcome, label: str) -> None:
+        from harness.store import redact
+
+        try:
+            # a worker that died left its run RUNNING: end it, then free the job for others
+            if (
+                outcome.status == "KILLED"
+                and outcome.run_id
+                and claims.store.status(outcome.run_id) == "RUNNING"
+            ):
+                claims.store.set_terminated(outcome.run_id, "KILLED")
+            claims.release(claim_id, "FINISHED" if outcome.status == "FINISHED" else "KILLED")
+        except (
+            Exception
+        ) as exc:  # a job never raises (Hydra would stop the sweep); the claim goes stale
+            log(
+                f"{label} could not end run {outcome.run_id} or its claim: {redact(str(exc))[:300]}"
+            )
+
+    def close(self) -> None:
+        if self.claims is not None:
+            self.claims.close()
+
+
+def record(outcome: Outcome, out_dir: Path, name: str) -> None:
+    """The job's outcome file, which the sweep callback sums up at the end."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / OUTCOME_FILE).write_text(
+        json.dumps(
+            {
+                "status": outcome.status,
+                "run_id": outcome.run_id,
+                "run_name": name,
+                "error": outcome.error,
+            }
+        )
+    )
+
+
+def report(outcome: Outcome, label: str, name: str, seconds: float, left: float | None) -> float:
+    """The job's line in the sweep's log; its objective for Hydra (NaN unless FINISHED)."""
+    from harness.sweep.progress import duration
+
+    if outcome.status == "SKIPPED":
+        log(f"{label} skipped {name}: FINISHED already as run {outcome.run_id}")
+    elif outcome.status == ELSEWHERE:
+        log(f"{label} {name}: done elsewhere, by another sweep (run {outcome.run_id})")
+    else:
+        more = f"; ~{duration(left)} left" if left else ""
+        log(f"{label} {outcome.status.lower()} {name} ({seconds:.1f} s{more})")
+        if outcome.status != "FINISHED":
+            log(f"{label} {name}: {outcome.error}")
+    return outcome.result.objective if outcome.status == "FINISHED" else math.nan
+
+
+def run_task(cfg) -> float:
+    """The task function of a job under another launcher (joblib, submitit, SLURM): this
+    process's warm worker trains it; a job another sweep holds is waited for."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from harness.core.config import to_spec
+    from harness.run.train import config_hash
+    from harness.sweep.workers import pool
+
+    hc = HydraConfig.get()
+    plan = Plan.read(Path(hc.sweep.dir))
+    spec = to_spec(cfg)
+    chash = config_hash(spec)
+    label = f"[{hc.job.num + 1}/{plan.planned or '?'}]"
+    # joblib's n_jobs: the jobs this machine runs at once, which share its cores
+    slots = hc.launcher.get("n_jobs") if "launcher" in hc else None
+    workers = pool(slots if isinstance(slots, int) and slots > 0 else 1)
+    runner = JobRunner(plan)
+    job = Job(
+        spec,
+        list(hc.overrides.task),
+        plan.parent_run_id,
+        label,
+        progress="lines",
+        config_hash=chash,
+    )
+    after = max(0, plan.planned - (hc.job.num + 1))
+    job.sweep_after_s = workers.time_left(after)
+
+    def train(job: Job, on_started: Callable[[str], None] | None) -> Outcome:
+        from harness.sweep import gpus
+
+        with gpus.for_job(
+            job.spec.train.device.value, log=lambda m: log(f"{label} {m}")
+        ) as job.gpu:
+            return workers.run(job, on_started)
+
+    t0 = time.perf_counter()
+    try:
+        while (outcome := runner.attempt(job, train)).status == BUSY:
+            time.sleep(WAIT_S)
+    finally:
+        runner.close()
+    seconds = time.perf_counter() - t0
+    if outcome.status not in ("SKIPPED", ELSEWHERE):
+        workers.times.append(seconds)
+    name = outcome.run_name or plan.names.get(chash) or " ".join(job.overrides)
+    record(outcome, Path(hc.runtime.output_dir), name)
+    return report(outcome, label, name, seconds, workers.time_left(after))
