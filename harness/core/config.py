@@ -141,6 +141,10 @@ class Config:
     mode: Mode = Mode.train
     # jobs a sweep runs at once in this process's warm workers (+launcher=parallel sets 2)
     parallel: int = 1
+    # a tuned sweep's stage (tune | eval) and arm, set by its sweeper (harness.sweep.tuned):
+    # tagged on the run, not part of what it computes
+    stage: str = ""
+    arm: str = ""
 
 
 def register_configs() -> None:

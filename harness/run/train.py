@@ -26,7 +26,7 @@ from harness.core.metrics import task_metrics
 from harness.store.tracking import RunFailed, tracked_run
 
 # Fields that do not change what is computed: excluded from the config hash.
-NON_RESULT_FIELDS = ("tracking", "question", "parallel")
+NON_RESULT_FIELDS = ("tracking", "question", "parallel", "stage", "arm")
 
 
 @dataclass
@@ -215,6 +215,7 @@ def run(
     t_start = time.perf_counter()
     env = backend.setup(inputs)
     tags = {"task": data.task.value, "dataset": data.name, **provenance_tags(spec, chash, overrides, env)}
+    tags.update({k: v for k, v in (("stage", spec.stage), ("arm", spec.arm)) if v})
     params = flatten(C.to_plain(spec))
     params["model.output_activation"] = out_act.value  # the resolved head, not null
     params["data.n_train"], params["data.n_val"] = len(data.x_train), len(data.x_val)

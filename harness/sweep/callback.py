@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.core.config import Config, ConfigError, to_spec
 from harness.sweep.job import ELSEWHERE, OUTCOME_FILE, Plan, log
+from harness.sweep.tuned import is_tuned, validation_jobs
 
 
 def job_overrides(params: dict[str, str], arguments: list[str], loader=None) -> list[list[str]]:
@@ -69,7 +70,10 @@ def plan(config: DictConfig, on_valid: Callable[[Config], None] | None = None) -
     loader = GlobalHydra.instance().config_loader()
     params = dict(config.hydra.sweeper.get("params") or {})
     jobs, invalid = [], []
-    for overrides in job_overrides(params, list(config.hydra.overrides.task), loader):
+    # a tuned sweep (hydra/sweeper=harness_tuned) names the jobs to validate up front itself
+    staged = validation_jobs(config, loader)
+    listed = staged if staged is not None else job_overrides(params, list(config.hydra.overrides.task), loader)
+    for overrides in listed:
         try:
             job_cfg = compose_job(loader, config, overrides)
             with open_dict(job_cfg):
@@ -143,7 +147,8 @@ class SweepCallback(Callback):
             log(f"marked KILLED {len(reaped)} run(s) left RUNNING by a dead process: {', '.join(reaped)}")
         finished = store.finished_hashes() if tracking.resume else {}
         skip = {j["config_hash"]: finished[j["config_hash"]] for j in jobs if j["config_hash"] in finished}
-        if len(skip) == len(jobs):
+        # a tuned sweep's eval jobs are known only after its tune stage: it is never done here
+        if len(skip) == len(jobs) and not is_tuned(config):
             log(
                 f"nothing left to do: all {len(jobs)} jobs already have a FINISHED run in experiment "
                 f"'{tracking.experiment}' (tracking.resume=false reruns them)"
