@@ -21,7 +21,7 @@ from harness.sweep.tuning import (
 def _runs(arm: str, by_lr: dict[float, list[float | None]], setting: str = "backend=keras"):
     """Tuning results: per rate, one value per seed (None: the run diverged)."""
     return [
-        TuneResult(arm, setting, lr, 100 + i, "FINISHED" if v is not None else "FAILED", v, v is None)
+        TuneResult(arm, setting, lr, 100 + i, "FAILED" if v is None else "FINISHED", v, v is None)
         for lr, values in by_lr.items()
         for i, v in enumerate(values)
     ]
@@ -65,7 +65,8 @@ def test_failed_and_killed_runs_count_as_the_worst_value_too():
 
 
 def test_an_arm_whose_every_rate_diverged_gets_no_rate_and_says_why():
-    choices, table = select(_runs("gd", {1.0: [None, None], 3.0: [None]}) + _runs("adam", {0.01: [0.3]}))
+    results = _runs("gd", {1.0: [None, None], 3.0: [None]}) + _runs("adam", {0.01: [0.3]})
+    choices, table = select(results)
     gd = choices[("gd", "backend=keras")]
     assert gd.lr is None and math.isnan(gd.score)
     assert "3 of 3 runs diverged" in gd.reason and "smaller rates" in gd.reason
@@ -75,8 +76,9 @@ def test_an_arm_whose_every_rate_diverged_gets_no_rate_and_says_why():
 
 def test_a_maximised_criterion_chooses_the_highest_mean():
     results = _runs("relu", {0.001: [0.90, 0.92], 0.01: [0.95, 0.96]})
-    assert select(results, Criterion("val/accuracy", "max"))[0][("relu", "backend=keras")].lr == 0.01
-    assert select(results, Criterion("val/accuracy", "min"))[0][("relu", "backend=keras")].lr == 0.001
+    key = ("relu", "backend=keras")
+    assert select(results, Criterion("val/accuracy", "max"))[0][key].lr == 0.01
+    assert select(results, Criterion("val/accuracy", "min"))[0][key].lr == 0.001
 
 
 def test_skipped_and_elsewhere_runs_count_as_finished():
@@ -126,7 +128,8 @@ def test_grids_come_back_sorted_per_arm():
 
 def test_the_criterion_must_be_a_metric_the_task_logs():
     assert "val/accuracy" in logged_metrics(Task.multiclass)
-    assert "val/r2" in logged_metrics(Task.regression) and "val/accuracy" not in logged_metrics(Task.regression)
+    assert "val/r2" in logged_metrics(Task.regression)
+    assert "val/accuracy" not in logged_metrics(Task.regression)
     check_criterion(Criterion("val/accuracy", "max"), Task.multiclass)
     with pytest.raises(ConfigError, match="a multiclass run does not log it"):
         check_criterion(Criterion("val/r2", "max"), Task.multiclass)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from harness.store.tracking import Store, TrackedRun
 
+Final = tuple[dict[str, float], dict[str, str]]  # a run's metrics (last values), its tags
 
-def final_runs(store: Store, run_ids: list[str]) -> dict[str, tuple[dict[str, float], dict[str, str]]]:
+
+def final_runs(store: Store, run_ids: list[str]) -> dict[str, Final]:
     """run_id -> (its metrics' last logged values, its tags), for the runs the store has."""
-    found: dict[str, tuple[dict[str, float], dict[str, str]]] = {}
+    found: dict[str, Final] = {}
     for i in range(0, len(run_ids), 100):
         ids = ", ".join(f"'{r}'" for r in run_ids[i : i + 100])
         for run in store._search(f"attributes.run_id IN ({ids})"):

@@ -17,9 +17,10 @@ final metrics from the store, so a run skipped as FINISHED counts like one train
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
@@ -44,17 +45,17 @@ class TunedSweeperConf:
 
     _target_: str = "hydra_plugins.harness_tuned_sweeper.harness_tuned_sweeper.HarnessTunedSweeper"
     # the arms compared, as Hydra sweep values: {optimizer: "gd,adam"}; each value is one arm
-    arms: Dict[str, str] = field(default_factory=dict)
+    arms: dict[str, str] = field(default_factory=dict)
     # swept in both stages, each value tuned apart (e.g. {backend: "keras,lightning"})
-    params: Optional[Dict[str, str]] = None
+    params: dict[str, str] | None = None
     lr_key: str = "optimizer.lr"
     # each arm's learning rates to tune: {arm: [rates]} (log-spaced, declared by the experiment)
-    grid: Dict[str, List[float]] = field(default_factory=dict)
-    tune_seeds: List[int] = field(default_factory=lambda: [100, 101, 102])
-    eval_seeds: List[int] = field(default_factory=lambda: list(range(10)))
+    grid: dict[str, list[float]] = field(default_factory=dict)
+    tune_seeds: list[int] = field(default_factory=lambda: [100, 101, 102])
+    eval_seeds: list[int] = field(default_factory=lambda: list(range(10)))
     criterion: CriterionConf = field(default_factory=CriterionConf)
     # the experiment that answers the same question at equal settings (the report links it)
-    equal_settings: Optional[str] = None
+    equal_settings: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,14 +93,15 @@ class Protocol:
 
     @classmethod
     def from_config(cls, config: DictConfig, loader: Any = None) -> Protocol:
-        from harness.sweep.callback import job_overrides
+        from harness.sweep.compose import job_overrides
         from harness.sweep.tuning import Criterion, arm_grids, check_seeds
 
         sw = config.hydra.sweeper
         arm_params = {str(k): str(v) for k, v in (sw.arms or {}).items()}
         if not arm_params:
             raise ConfigError(
-                "hydra.sweeper.arms is empty: name what is compared, e.g. arms: {optimizer: 'gd,adam'}"
+                "hydra.sweeper.arms is empty: name what is compared, "
+                "e.g. arms: {optimizer: 'gd,adam'}"
             )
         params = {str(k): str(v) for k, v in (sw.params or {}).items()}
         arguments = [str(a) for a in config.hydra.overrides.task]
@@ -130,7 +132,9 @@ class Protocol:
             crit, sw.get("equal_settings"),
         )
 
-    def _job(self, stage: str, arm: str, setting: tuple[str, list[str]], lr: float, seed: int) -> TunedJob:
+    def job(
+        self, stage: str, arm: str, setting: tuple[str, list[str]], lr: float, seed: int
+    ) -> TunedJob:
         overrides = (
             *setting[1], *self.arms[arm], f"{self.lr_key}={lr!r}", f"seed={seed}",
             f"stage={stage}", f"arm={arm}",
@@ -139,7 +143,7 @@ class Protocol:
 
     def tune_jobs(self) -> list[TunedJob]:
         return [
-            self._job(STAGE_TUNE, arm, setting, lr, seed)
+            self.job(STAGE_TUNE, arm, setting, lr, seed)
             for setting in self.settings
             for arm in self.arms
             for lr in self.grids[arm]
@@ -148,7 +152,7 @@ class Protocol:
 
     def eval_jobs(self, rates: dict[tuple[str, str], float | None]) -> list[TunedJob]:
         return [
-            self._job(STAGE_EVAL, arm, setting, rates[(arm, setting[0])], seed)
+            self.job(STAGE_EVAL, arm, setting, rates[(arm, setting[0])], seed)
             for setting in self.settings
             for arm in self.arms
             if rates.get((arm, setting[0])) is not None
@@ -169,58 +173,53 @@ def validation_jobs(config: DictConfig, loader: Any) -> list[list[str]] | None:
 
     protocol = Protocol.from_config(config, loader)
     tune = protocol.tune_jobs()
-    first = protocol.settings[0]
-    samples = [protocol._job(STAGE_EVAL, a, first, protocol.grids[a][0], protocol.eval_seeds[0]) for a in protocol.arms]
-    spec, task = _spec(config, loader, list(tune[0].overrides))
+    first, seed = protocol.settings[0], protocol.eval_seeds[0]
+    samples = [protocol.job(STAGE_EVAL, a, first, g[0], seed) for a, g in protocol.grids.items()]
+    spec, data, _ = _compose(config, loader, tune[0].overrides)
     if not spec.tracking.enabled:
         raise ConfigError(
             "tracking.enabled=false: a tuned sweep chooses each rate from its tuning runs' "
             "metrics in the store; leave tracking on"
         )
-    check_criterion(protocol.criterion, task)
+    check_criterion(protocol.criterion, data.task)
     return [list(j.overrides) for j in tune + samples]
 
 
-def _spec(config: DictConfig, loader: Any, overrides: list[str]):
-    """A job's spec and task (its data loaded and validated); raises ConfigError."""
+def _compose(config: DictConfig, loader: Any, overrides: Sequence[str]):
+    """A job's spec, data and output activation, as the plan makes them; raises ConfigError."""
     from omegaconf import open_dict
 
     from harness.core.config import to_spec
     from harness.run.train import prepare
-    from harness.sweep.callback import compose_job
+    from harness.sweep.compose import compose_job
 
-    cfg = compose_job(loader, config, overrides)
+    cfg = compose_job(loader, config, list(overrides))
     with open_dict(cfg):
         del cfg["hydra"]
     spec = to_spec(cfg)
-    data, _ = prepare(spec)
-    return spec, data.task
+    data, out_act = prepare(spec)
+    return spec, data, out_act
 
 
-def _planned(config: DictConfig, loader: Any, jobs: Sequence[TunedJob]) -> list[dict]:
-    """Each job's plan entry (run name, config hash, overrides), as the callback writes them."""
-    from harness.run.train import config_hash, prepare, run_name
-    from harness.sweep.callback import compose_job
+def _plan_entry(config: DictConfig, loader: Any, job: TunedJob) -> dict:
+    """A job's entry in the plan (run name, config hash, overrides), as the callback's."""
+    from harness.run.train import config_hash, run_name
 
-    out = []
-    for job in jobs:
-        cfg = compose_job(loader, config, list(job.overrides))
-        from omegaconf import open_dict
+    spec, data, out_act = _compose(config, loader, job.overrides)
+    return {
+        "run_name": run_name(spec, data.task, out_act),
+        "config_hash": config_hash(spec),
+        "overrides": list(job.overrides),
+    }
 
-        from harness.core.config import to_spec
 
-        with open_dict(cfg):
-            del cfg["hydra"]
-        spec = to_spec(cfg)
-        data, out_act = prepare(spec)
-        out.append(
-            {
-                "run_name": run_name(spec, data.task, out_act),
-                "config_hash": config_hash(spec),
-                "overrides": list(job.overrides),
-            }
-        )
-    return out
+def _outcome(ret: Any) -> dict:
+    """The outcome file a job left in its Hydra folder (harness.sweep.job.record)."""
+    from harness.sweep.job import OUTCOME_FILE
+
+    out_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
+    path = Path(str(out_dir)) / OUTCOME_FILE if out_dir else None
+    return json.loads(path.read_text()) if path and path.exists() else {"status": "NO OUTCOME"}
 
 
 class TunedSweeper(Sweeper):
@@ -231,18 +230,22 @@ class TunedSweeper(Sweeper):
         # callback read them to plan and validate the jobs
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
-        self.launcher = None
+        self.launcher: Any = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         self.config, self.hydra_context = config, hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
 
     def sweep(self, arguments: list[str]) -> Any:
+        from harness.store.tracking import Store
         from harness.sweep.job import Plan, log
+        from harness.sweep.tuning import select, selection_markdown
 
-        assert self.config is not None and self.hydra_context is not None and self.launcher is not None
+        assert self.config is not None and self.hydra_context is not None
         loader = self.hydra_context.config_loader
         protocol = Protocol.from_config(self.config, loader)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -252,6 +255,7 @@ class TunedSweeper(Sweeper):
                 "the tuned sweeper needs the harness sweep callback's plan "
                 "(hydra.callbacks.harness_sweep in conf/config.yaml)"
             )
+        # stage tune: the callback planned these jobs (and which of them FINISHED already)
         planned = {tuple(j["overrides"]): j for j in plan.jobs}
         tune = protocol.tune_jobs()
         tune_plan = [planned[j.overrides] for j in tune]
@@ -265,68 +269,64 @@ class TunedSweeper(Sweeper):
         )
         tune_returns = self.launcher.launch([list(j.overrides) for j in tune], initial_job_idx=0)
 
-        store = self._store(tune_plan)
+        spec, _, _ = _compose(self.config, loader, tune[0].overrides)
+        store = Store(spec.tracking)
         results = self._results(tune, tune_returns, store, protocol.criterion.metric)
-        from harness.sweep.tuning import select, selection_markdown
-
         choices, table = select(results, protocol.criterion)
         text = selection_markdown(table, choices)
-        log("selection (" + protocol.criterion.describe() + "):\n" + text)
+        log(f"selection ({protocol.criterion.describe()}):\n{text}")
         for c in choices.values():
             if c.lr is None:
                 log(f"arm {c.arm} ({c.setting or 'all settings'}): {c.reason}")
-        rates = {k: c.lr for k, c in choices.items()}
-        evals = protocol.eval_jobs(rates)
-        eval_plan = _planned(self.config, loader, evals)
-        finished = store.finished_hashes() if self._tracking.resume else {}
-        skip.update({j["config_hash"]: finished[j["config_hash"]] for j in eval_plan if j["config_hash"] in finished})
+
+        # stage eval: the chosen rates on the evaluation seeds; what FINISHED is skipped
+        evals = protocol.eval_jobs({k: c.lr for k, c in choices.items()})
+        eval_plan = [_plan_entry(self.config, loader, j) for j in evals]
+        finished = store.finished_hashes() if spec.tracking.resume else {}
+        done = {j["config_hash"] for j in eval_plan} & set(finished)
+        skip.update({h: finished[h] for h in done})
         all_jobs = tune_plan + eval_plan
         Plan(plan.parent_run_id, len(tune) + len(evals), skip, all_jobs).write(sweep_dir)
-        self._record(store, plan.parent_run_id, protocol, choices, table, text, all_jobs)
-        done = sum(j["config_hash"] in skip for j in eval_plan)
+        if plan.parent_run_id is not None:
+            self._record(store, plan.parent_run_id, protocol, choices, table, text, all_jobs)
         log(
             f"stage eval: each arm at its chosen rate x {len(protocol.eval_seeds)} evaluation "
-            f"seed(s) x {len(protocol.settings)} setting(s) = {len(evals)} jobs" + (f" ({done} FINISHED already)" if done else "")
+            f"seed(s) x {len(protocol.settings)} setting(s) = {len(evals)} jobs"
+            + (f" ({len(done)} FINISHED already)" if done else "")
         )
-        eval_returns = self.launcher.launch([list(j.overrides) for j in evals], initial_job_idx=len(tune)) if evals else []
+        overrides = [list(j.overrides) for j in evals]
+        eval_returns = self.launcher.launch(overrides, initial_job_idx=len(tune)) if evals else []
         return [tune_returns, eval_returns]
 
-    def _store(self, tune_plan: list[dict]):
-        """The sweep's store (every job writes to the same one: the callback checked)."""
-        from harness.store.tracking import Store
-
-        assert self.config is not None and self.hydra_context is not None
-        spec, _ = _spec(self.config, self.hydra_context.config_loader, tune_plan[0]["overrides"])
-        self._tracking = spec.tracking
-        return Store(spec.tracking)
-
     @staticmethod
-    def _results(tune: list[TunedJob], returns: Sequence[Any], store, metric: str) -> list:
-        """Each tuning job's outcome and criterion value (read from the store by run id)."""
+    def _results(tune: list[TunedJob], returns: Sequence[Any], store: Any, metric: str) -> list:
+        """Each tuning job's outcome and criterion value, read from the store by run id (the
+        same for a job trained now and one skipped as FINISHED before)."""
         from harness.store.results import final_runs
-        from harness.sweep.job import OUTCOME_FILE
         from harness.sweep.tuning import FINISHED, TuneResult
 
-        outcomes = []
-        for ret in returns:
-            out_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
-            path = Path(str(out_dir)) / OUTCOME_FILE if out_dir else None
-            outcomes.append(json.loads(path.read_text()) if path and path.exists() else {"status": "NO OUTCOME"})
+        outcomes = [_outcome(ret) for ret in returns]
         ids = [o["run_id"] for o in outcomes if o.get("run_id")]
         runs = final_runs(store, ids) if ids else {}
         results = []
-        for job, o in zip(tune, outcomes):
+        for job, o in zip(tune, outcomes, strict=True):
             metrics, tags = runs.get(o.get("run_id") or "", ({}, {}))
             value = metrics.get(metric) if o["status"] in FINISHED else None
+            diverged = tags.get("diverged") == "true"
             results.append(
-                TuneResult(job.arm, job.setting, job.lr, job.seed, o["status"], value, tags.get("diverged") == "true")
+                TuneResult(job.arm, job.setting, job.lr, job.seed, o["status"], value, diverged)
             )
         return results
 
-    def _record(self, store, parent: str | None, protocol: Protocol, choices, table, text: str, jobs: list[dict]) -> None:
-        """The protocol and the selection on the parent run: tags, tuning.md, tuning.csv."""
-        if parent is None:
-            return
+    def _record(
+        self, store: Any, parent: str, protocol: Protocol, choices: dict, table: Any, text: str,
+        jobs: list[dict],
+    ) -> None:
+        """The protocol and the selection on the parent run: tags, tuning.md, tuning.csv, and
+        the plan of both stages (sweep.json, which the report reads)."""
+        from harness.store.results import annotate
+
+        assert self.config is not None
         tags = {
             "tuned.criterion": protocol.criterion.describe(),
             "tuned.tune_seeds": ",".join(map(str, protocol.tune_seeds)),
@@ -336,15 +336,12 @@ class TunedSweeper(Sweeper):
         if protocol.equal_settings:
             tags["tuned.equal_settings"] = protocol.equal_settings
         for c in choices.values():
-            where = c.arm + (f".{c.setting.replace('=', '-').replace(' ', '.')}" if c.setting else "")
+            setting = c.setting.replace("=", "-").replace(" ", ".")
+            where = f"{c.arm}.{setting}" if setting else c.arm
             tags[f"tuned.lr.{where}"] = "none" if c.lr is None else f"{c.lr:g}"
         overrides = " ".join(self.config.hydra.overrides.task)
-        from harness.store.results import annotate
-
         annotate(store, parent, tags, {
             "tuning.md": text,
             "tuning.csv": table.to_csv(index=False),
-            # the report reads the sweep's jobs from here: both stages
             "sweep.json": json.dumps({"overrides": overrides, "jobs": jobs}, indent=1),
         })
-

@@ -11,8 +11,9 @@ go to the smaller rate (the more conservative choice; stated in the table).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,9 @@ class Choice:
 def expand_grid(spec: Any, where: str) -> list[float]:
     """A declared grid (a list of rates), checked: non-empty, positive, finite, no repeats."""
     if not isinstance(spec, (list, tuple)):
-        raise ConfigError(f"{where}={spec!r}: give a list of learning rates, e.g. [0.001, 0.01, 0.1]")
+        raise ConfigError(
+            f"{where}={spec!r}: give a list of learning rates, e.g. [0.001, 0.01, 0.1]"
+        )
     try:
         rates = [float(r) for r in spec]
     except (TypeError, ValueError):
@@ -209,7 +212,8 @@ def markdown(frame: pd.DataFrame) -> str:
         return text.replace("|", "\\|")
 
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    rows = frame.itertuples(index=False)
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
