@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from harness.report.tuned import chosen_rates, load_runs, tuned_sections
 from tests.conftest import cli
 
 TINY = [
@@ -73,6 +74,15 @@ def test_a_tuned_sweep_runs_both_stages_tags_them_and_resumes_across_both(tmp_pa
     assert kept == {r.info.run_id for r in runs} - gone  # nothing FINISHED was trained again
     assert sorted(r.data.tags["stage"] for r in after) == ["eval"] * 4 + ["tune"] * 4
     assert len({r.data.tags["config_hash"] for r in after}) == 8
+
+    # the report reads both stages back from the store and states the sweep's choices
+    frame, parent_tags = load_runs("optimizers_tuned", store)
+    assert sorted(frame["stage"]) == ["eval"] * 4 + ["tune"] * 4
+    rates = chosen_rates(frame).set_index("arm")
+    gd = rates.loc["gd"]
+    assert gd["chosen lr"] == parent_tags["tuned.lr.gd"] == gd["evaluated at"]
+    text = tuned_sections(frame, equal_settings="optimizers")
+    assert "[optimizers report](../optimizers/report.md)" in text
 
 
 @pytest.mark.parametrize(

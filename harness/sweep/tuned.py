@@ -329,6 +329,9 @@ class TunedSweeper(Sweeper):
         assert self.config is not None
         tags = {
             "tuned.criterion": protocol.criterion.describe(),
+            "tuned.criterion.metric": protocol.criterion.metric,
+            "tuned.criterion.mode": protocol.criterion.mode,
+            "tuned.lr_key": protocol.lr_key,
             "tuned.tune_seeds": ",".join(map(str, protocol.tune_seeds)),
             "tuned.eval_seeds": ",".join(map(str, protocol.eval_seeds)),
             **{f"tuned.grid.{a}": ",".join(f"{r:g}" for r in g) for a, g in protocol.grids.items()},

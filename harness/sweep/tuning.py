@@ -35,6 +35,9 @@ class Criterion:
         return f"{best} mean final {self.metric} over the tuning seeds"
 
 
+LOSS = Criterion()  # the default: lowest mean final val/loss
+
+
 @dataclass(frozen=True)
 class TuneResult:
     """One tuning run: its arm, setting (e.g. 'backend=keras'), rate, seed and outcome."""
@@ -145,7 +148,7 @@ def _score(values: Iterable[float | None], mode: str) -> float:
 
 
 def select(
-    results: Sequence[TuneResult], criterion: Criterion = Criterion()
+    results: Sequence[TuneResult], criterion: Criterion = LOSS
 ) -> tuple[dict[tuple[str, str], Choice], pd.DataFrame]:
     """Each (arm, setting)'s chosen rate, and the table it was chosen from.
 
