@@ -164,6 +164,29 @@ class Protocol:
         return len(self.settings) * len(self.arms) * len(self.eval_seeds)
 
 
+def describe(node: Any) -> tuple[dict[str, str], int] | None:
+    """What an experiment file's tuned sweeper sweeps (as written) and its number of runs if
+    every arm gets a rate; None if its sweeper is not the tuned one (no `arms`)."""
+    from harness.sweep.compose import job_overrides
+
+    if node is None or not OmegaConf.select(node, "arms"):
+        return None
+    sw = OmegaConf.merge(OmegaConf.structured(TunedSweeperConf), node)
+    settings = len(job_overrides({str(k): str(v) for k, v in (sw.params or {}).items()}, []))
+    arms = {str(k): str(v) for k, v in sw.arms.items()}
+    n_arms = len(job_overrides(arms, []))
+    rates = sum(len(g) for g in sw.grid.values())
+    grids = ", ".join(f"{a} {len(g)} rates {min(g):g}..{max(g):g}" for a, g in sw.grid.items())
+    sweeps = {
+        **arms,
+        **{str(k): str(v) for k, v in (sw.params or {}).items()},
+        str(sw.lr_key): f"[tuned: {grids}]",
+        "seed": f"[tune {list(sw.tune_seeds)}, eval {list(sw.eval_seeds)}]",
+    }
+    runs = settings * (rates * len(sw.tune_seeds) + n_arms * len(sw.eval_seeds))
+    return sweeps, runs
+
+
 def validation_jobs(config: DictConfig, loader: Any) -> list[list[str]] | None:
     """The jobs the sweep callback plans and validates before anything runs: every tune job
     and one eval job per arm. None unless the sweeper is the tuned one."""
