@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 
@@ -38,12 +39,24 @@ def _sigterm(signum, frame):
     raise KeyboardInterrupt("SIGTERM")
 
 
+def with_default_launcher(argv: list[str]) -> list[str]:
+    """A sweep runs through harness's launcher (hydra/launcher=harness: warm workers, claims
+    shared with other sweeps) unless the command line picks another launcher or preset.
+    Chosen here rather than in conf/config.yaml: Hydra lets the primary config's choice of
+    launcher beat the one a +launcher=... preset makes."""
+    picked = any(re.match(r"[+~]*(hydra/)?launcher=", arg) for arg in argv)
+    if picked or not {"-m", "--multirun"} & set(argv):
+        return argv
+    return [argv[0], "hydra/launcher=harness", *argv[1:]]
+
+
 def cli() -> None:
     # Ctrl-C and SIGTERM end the current run (and a sweep, KILLED: harness.sweep.callback).
     # SIGINT is set explicitly: a process started in the background by a non-interactive
     # shell inherits it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm)
+    sys.argv = with_default_launcher(sys.argv)
     try:
         main()
     except KeyboardInterrupt:

@@ -99,3 +99,37 @@ def test_slurm_preset_submits_an_array_with_the_configured_resources(tmp_path):
     exp = client.get_experiment_by_name("slurm")
     (parent,) = client.search_runs([exp.experiment_id], "", max_results=10)
     assert parent.data.tags["harness.role"] == "sweep" and parent.info.status == "FAILED"
+
+
+def test_joblib_runs_the_jobs_in_its_own_processes_each_with_a_warm_worker(tmp_path):
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    proc = cli(
+        "backend=numpy", "seed=0,1", "train.epochs=2", f"tracking.uri={store}",
+        "tracking.experiment=joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "-m",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "sweep done: 2 planned, 2 finished" in proc.stderr
+    client = MlflowClient(tracking_uri=store)
+    exp = client.get_experiment_by_name("joblib")
+    jobs = client.search_runs([exp.experiment_id], "tags.`harness.role` = 'job'")
+    assert sorted(r.info.status for r in jobs) == ["FINISHED", "FINISHED"]
+
+
+def test_the_harness_launcher_is_a_hydra_plugin_and_nothing_patches_hydra():
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.launcher import Launcher
+
+    from harness.sweep.workers import WorkerPool, pool
+
+    names = [f"{c.__module__}.{c.__name__}" for c in Plugins.instance().discover(Launcher)]
+    assert "hydra_plugins.harness_launcher.harness_launcher.HarnessLauncher" in names
+    cores = len(os.sched_getaffinity(0))
+    assert pool(2) is pool(2) and pool(1) is not pool(2)  # one pool per size, and the size holds
+    assert pool(2).env["HARNESS_THREADS"] == str(max(1, cores // 2))
+    assert WorkerPool(3).slots == 3
+    root = Path(__file__).resolve().parents[1]
+    for folder in ("harness", "hydra_plugins"):
+        for path in (root / folder).rglob("*.py"):
+            text = path.read_text()
+            assert "hydra._internal" not in text and "load_sweep_config" not in text, path

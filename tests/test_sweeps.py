@@ -84,6 +84,17 @@ def test_parallel_sweep_survives_a_raise_and_a_sigkill_then_resumes(tmp_path):
     assert newest.data.metrics["sweep/finished"] == 2 and newest.data.metrics["sweep/skipped"] == 14
 
 
+def test_a_rerun_with_nothing_left_to_do_opens_no_parent_run(tmp_path):
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    args = ("backend=numpy", "seed=0,1", "train.epochs=2", f"tracking.uri={store}", "-m")
+    assert cli(*args, cwd=tmp_path).returncode == 0
+    again = cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "nothing left to do: all 2 jobs already have a FINISHED run" in again.stderr
+    _, parents = _runs(store, "default", role="sweep")
+    assert [p.info.status for p in parents] == ["FINISHED"]
+
+
 def test_runs_are_deterministic_and_do_not_leak_between_jobs(tmp_path):
     """Same command twice: bitwise-identical histories. A run alone (first in a fresh worker)
     and the same run after other runs in the same warm worker: identical too."""
@@ -235,7 +246,8 @@ def test_runs_left_running_by_a_killed_sweep_are_marked_killed_by_the_next(tmp_p
 
 def _scheduled(kinds: list[str], held: list[str | None]) -> list[str | None]:
     """What each slot picks next, in turn, given the jobs' backends and the slots' workers."""
-    from harness.sweep.workers import Job, Scheduler, WorkerPool
+    from harness.sweep.scheduler import Scheduler
+    from harness.sweep.workers import Job, WorkerPool
 
     specs = {b: make_spec(f"backend={b}", "train.epochs=1") for b in set(kinds)}
     scheduler = Scheduler(WorkerPool(len(held)), len(held))

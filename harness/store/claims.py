@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from harness.store.migrate import lock_for
 from harness.store.tracking import (
     HOST_TAG,
+    PARENT_TAG,
     PID_TAG,
     ROLE_TAG,
     Store,
@@ -70,11 +71,13 @@ class Claims:
     def beat_s(self) -> float:
         return max(0.5, min(10.0, self.timeout_s / 5))
 
-    def try_claim(self, chash: str, run_name: str, parent_run_id: str | None, finished_counts: bool = True) -> Claim:
+    def try_claim(
+        self, chash: str, run_name: str, parent_run_id: str | None, finished_counts: bool = True
+    ) -> Claim:
         """Claim `chash` unless it is FINISHED (and finished_counts) or claimed by a live run."""
         with self.mutex, self.lock or nullcontext():
-            if finished_counts and (done := self._finished(chash)):
-                return Claim("finished", done)
+            # claims first: a job's run is FINISHED before its claim is released, so a job
+            # with no claim left has its FINISHED run visible by the time it is looked for
             live = []
             for run in self._claims(chash):
                 why = self._stale(run)
@@ -84,6 +87,8 @@ class Claims:
                     live.append(run)
             if live:
                 return Claim("busy", holder=_holder(live[0]))
+            if finished_counts and (done := self._finished(chash)):
+                return Claim("finished", done)
             mine = self._create(chash, run_name, parent_run_id)
         if self.lock is None:  # no shared lock: the earliest live claim wins
             time.sleep(SETTLE_S)
@@ -93,6 +98,9 @@ class Claims:
                 if winner is None or winner.info.run_id != mine:
                     self._drop(mine, "KILLED")
                     return Claim("busy", holder=_holder(winner) if winner else "")
+                if finished_counts and (done := self._finished(chash)):
+                    self._drop(mine, "KILLED")  # finished by a claim that ended as ours began
+                    return Claim("finished", done)
         self._hold(mine, chash)
         return Claim("claimed", mine)
 
@@ -102,7 +110,7 @@ class Claims:
             _retry(lambda: self.store.client.set_tag(claim_id, JOB_RUN_TAG, job_run_id))
 
     def release(self, claim_id: str, status: str) -> None:
-        with self.mutex:
+        with self.mutex, self.lock or nullcontext():
             self.held.pop(claim_id, None)
             self._drop(claim_id, status)
 
@@ -121,20 +129,26 @@ class Claims:
 
     def _finished(self, chash: str) -> str | None:
         runs = self._search(
-            f"attributes.status = 'FINISHED' and tags.`{ROLE_TAG}` = 'job' and tags.`{HASH_TAG}` = '{chash}'"
+            f"attributes.status = 'FINISHED' and tags.`{ROLE_TAG}` = 'job' "
+            f"and tags.`{HASH_TAG}` = '{chash}'"
         )
         return runs[0].info.run_id if runs else None
 
     def _claims(self, chash: str) -> list:
         return self._search(
-            f"attributes.status = 'RUNNING' and tags.`{ROLE_TAG}` = '{CLAIM_ROLE}' and tags.`{HASH_TAG}` = '{chash}'"
+            f"attributes.status = 'RUNNING' and tags.`{ROLE_TAG}` = '{CLAIM_ROLE}' "
+            f"and tags.`{HASH_TAG}` = '{chash}'"
         )
 
     def _stale(self, run) -> str | None:
         """Why a claim is no longer alive, or None."""
         tags = run.data.tags
         pid = tags.get(PID_TAG, "")
-        if tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+        if (
+            tags.get(HOST_TAG) == socket.gethostname()
+            and pid.isdigit()
+            and not _pid_alive(int(pid))
+        ):
             return f"its process {pid} on this host is gone"
         beat = float(tags.get(HEARTBEAT_TAG) or run.info.start_time / 1000)
         age = time.time() - beat
@@ -143,13 +157,23 @@ class Claims:
         return None
 
     def _take_over(self, run, chash: str, why: str) -> None:
-        client = self.store.client
+        """End a stale claim, and mark KILLED the job run it was training (its own, or one
+        of its sweep's runs of this config left RUNNING before the claim recorded it)."""
+        client, tags = self.store.client, run.data.tags
+        ids = {tags[JOB_RUN_TAG]} if tags.get(JOB_RUN_TAG) else set()
+        if tags.get("harness.sweep"):
+            ids |= {
+                r.info.run_id
+                for r in self._search(
+                    f"attributes.status = 'RUNNING' and tags.`{HASH_TAG}` = '{chash}' and "
+                    f"tags.`{PARENT_TAG}` = '{tags['harness.sweep']}'"
+                )
+            }
         killed = []
-        for job in self._search(
-            f"attributes.status = 'RUNNING' and tags.`{ROLE_TAG}` = 'job' and tags.`{HASH_TAG}` = '{chash}'"
-        ):
-            _retry(lambda: client.set_terminated(job.info.run_id, status="KILLED"))
-            killed.append(job.info.run_name)
+        for run_id in sorted(ids):
+            if self.store.status(run_id) == "RUNNING":
+                _retry(lambda run_id=run_id: client.set_terminated(run_id, status="KILLED"))
+                killed.append(run_id)
         self._drop(run.info.run_id, "KILLED")
         self.log(
             f"took over the stale claim of {_holder(run)} on {chash} ({why})"
@@ -163,7 +187,7 @@ class Claims:
             HASH_TAG: chash,
             HEARTBEAT_TAG: f"{time.time():.3f}",
             "harness.sweep": parent_run_id or "",
-            "mlflow.note.content": f"{socket.gethostname()} pid {os.getpid()} is training {run_name}",
+            "mlflow.note.content": f"{socket.gethostname()} pid {os.getpid()} trains {run_name}",
         }
         client, exp = self.store.client, self.store.experiment_id
         run = _retry(lambda: client.create_run(exp, run_name=f"claim-{run_name}", tags=tags))
@@ -178,7 +202,9 @@ class Claims:
         with self.mutex:
             self.held[claim_id] = chash
             if self.thread is None:
-                self.thread = threading.Thread(target=self._beat, name="harness-claims", daemon=True)
+                self.thread = threading.Thread(
+                    target=self._beat, name="harness-claims", daemon=True
+                )
                 self.thread.start()
 
     def _beat(self) -> None:
@@ -186,7 +212,10 @@ class Claims:
             with self.mutex:
                 for claim_id in list(self.held):
                     try:
-                        _retry(lambda: self.store.client.set_tag(claim_id, HEARTBEAT_TAG, f"{time.time():.3f}"))
+                        now = f"{time.time():.3f}"
+                        _retry(
+                            lambda c=claim_id, t=now: self.store.client.set_tag(c, HEARTBEAT_TAG, t)
+                        )
                     except Exception as exc:  # a busy store: the next beat tries again
                         self.log(f"claim heartbeat failed: {type(exc).__name__}: {str(exc)[:200]}")
 

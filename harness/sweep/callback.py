@@ -17,8 +17,9 @@ import atexit
 import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hydra.core.global_hydra import GlobalHydra
 from hydra.experimental.callback import Callback
@@ -51,7 +52,7 @@ def plan(config: DictConfig, on_valid: Callable[[Config], None] | None = None) -
             if spec.tracking.claim_timeout_s <= 0:
                 raise ConfigError(
                     f"tracking.claim_timeout_s={spec.tracking.claim_timeout_s:g}: a claim needs a "
-                    "positive timeout (seconds without heartbeat before another sweep takes it over)"
+                    "positive timeout (seconds without heartbeat before another sweep takes over)"
                 )
         except ConfigError as exc:
             invalid.append(f"  {' '.join(overrides)}\n      {exc}")
@@ -73,7 +74,9 @@ def plan(config: DictConfig, on_valid: Callable[[Config], None] | None = None) -
         )
     targets = {(j["spec"].tracking.uri, j["spec"].tracking.experiment) for j in jobs}
     if len(targets) > 1:
-        raise ConfigError(f"a sweep writes to one MLflow experiment, these jobs name {sorted(targets, key=str)}")
+        raise ConfigError(
+            f"a sweep writes to one MLflow experiment, these jobs name {sorted(targets, key=str)}"
+        )
     return jobs
 
 
@@ -112,13 +115,21 @@ class SweepCallback(Callback):
         store = Store(tracking)
         reaped = store.reap_stale()
         if reaped:
-            log(f"marked KILLED {len(reaped)} run(s) left RUNNING by a dead process: {', '.join(reaped)}")
+            log(
+                f"marked KILLED {len(reaped)} run(s) left RUNNING by a dead process: "
+                + ", ".join(reaped)
+            )
         finished = store.finished_hashes() if tracking.resume else {}
-        skip = {j["config_hash"]: finished[j["config_hash"]] for j in jobs if j["config_hash"] in finished}
+        skip = {
+            j["config_hash"]: finished[j["config_hash"]]
+            for j in jobs
+            if j["config_hash"] in finished
+        }
         # a tuned sweep's eval jobs are known only after its tune stage: it is never done here
         if len(skip) == len(jobs) and not is_tuned(config):
             log(
-                f"nothing left to do: all {len(jobs)} jobs already have a FINISHED run in experiment "
+                f"nothing left to do: all {len(jobs)} jobs already have a FINISHED run in "
+                "experiment "
                 f"'{tracking.experiment}' (tracking.resume=false reruns them)"
             )
             raise SystemExit(0)
@@ -141,7 +152,10 @@ class SweepCallback(Callback):
             },
             params={
                 "sweep.planned": len(jobs),
-                **{f"sweep.params.{k}": v for k, v in (config.hydra.sweeper.get("params") or {}).items()},
+                **{
+                    f"sweep.params.{k}": v
+                    for k, v in (config.hydra.sweeper.get("params") or {}).items()
+                },
             },
             texts={
                 "multirun.yaml": OmegaConf.to_yaml(config),
@@ -152,7 +166,10 @@ class SweepCallback(Callback):
         self._watch_interrupts()
         atexit.register(self.close)  # Hydra failed, or an interrupt: the parent never stays RUNNING
         Plan(parent, len(jobs), skip, job_list).write(sweep_dir)
-        log(f"sweep of {len(jobs)} jobs -> MLflow experiment '{tracking.experiment}' ({redact(store.uri)})")
+        log(
+            f"sweep of {len(jobs)} jobs -> MLflow experiment '{tracking.experiment}' "
+            f"({redact(store.uri)})"
+        )
         self.dashboard = dashboard_command(store.uri)
 
     def _watch_interrupts(self) -> None:
@@ -177,8 +194,20 @@ class SweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         planned = Plan.read(sweep_dir).planned
         outcomes = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{OUTCOME_FILE}"))]
-        counts = {"planned": planned, "finished": 0, "failed": 0, "killed": 0, "skipped": 0, "elsewhere": 0}
-        kinds = {"FINISHED": "finished", "SKIPPED": "skipped", "KILLED": "killed", ELSEWHERE: "elsewhere"}
+        counts = {
+            "planned": planned,
+            "finished": 0,
+            "failed": 0,
+            "killed": 0,
+            "skipped": 0,
+            "elsewhere": 0,
+        }
+        kinds = {
+            "FINISHED": "finished",
+            "SKIPPED": "skipped",
+            "KILLED": "killed",
+            ELSEWHERE: "elsewhere",
+        }
         for o in outcomes:
             counts[kinds.get(o["status"], "failed")] += 1
         missing = planned - len(outcomes)
@@ -191,7 +220,9 @@ class SweepCallback(Callback):
         try:
             store = Store(self.tracking)
             tags = _parity_tags(store, [o["run_id"] for o in outcomes if o.get("run_id")])
-            store.end_sweep(parent, status, counts, {"sweep_failures.txt": report} if bad else {}, tags)
+            store.end_sweep(
+                parent, status, counts, {"sweep_failures.txt": report} if bad else {}, tags
+            )
         except Exception as exc:  # Hydra would only warn: the exit code must say it
             exit_code = 1
             log(
@@ -199,7 +230,11 @@ class SweepCallback(Callback):
                 f"{type(exc).__name__}: {redact(str(exc))[:500]}; the next sweep marks it KILLED"
             )
         shown = {("done elsewhere" if k == "elsewhere" else k): v for k, v in counts.items()}
-        log("sweep done: " + ", ".join(f"{v} {k}" for k, v in shown.items()) + f" (parent run {parent})")
+        log(
+            "sweep done: "
+            + ", ".join(f"{v} {k}" for k, v in shown.items())
+            + f" (parent run {parent})"
+        )
         if bad or missing:
             log("failed jobs (rerun the same command to retry only these):")
             for o in bad:
@@ -225,9 +260,15 @@ class SweepCallback(Callback):
             if store.status(parent) == "RUNNING":
                 store.set_terminated(parent, status)
         except Exception as exc:
-            log(f"could not mark the sweep's parent run {parent} {status} ({type(exc).__name__}); the next sweep will")
+            log(
+                f"could not mark the sweep's parent run {parent} {status} "
+                f"({type(exc).__name__}); the next sweep will"
+            )
             return
-        log(f"sweep {'interrupted' if self.interrupted else 'failed'}: parent run {parent} marked {status}")
+        log(
+            f"sweep {'interrupted' if self.interrupted else 'failed'}: "
+            f"parent run {parent} marked {status}"
+        )
 
 
 def _parity_tags(store, run_ids: list[str]) -> dict[str, str]:

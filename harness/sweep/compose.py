@@ -38,7 +38,8 @@ def compose_job(loader: ConfigLoader, master: DictConfig, overrides: list[str]) 
     every job's ${now:...} (the sweep folder) is the sweep's."""
     hydra_overrides = list(OmegaConf.to_container(master.hydra.overrides.hydra))
     cfg = loader.load_configuration(
-        config_name=master.hydra.job.config_name, overrides=hydra_overrides + list(overrides),
+        config_name=master.hydra.job.config_name,
+        overrides=hydra_overrides + list(overrides),
         run_mode=RunMode.RUN,
     )
     OmegaConf.copy_cache(from_config=master, to_config=cfg)

@@ -25,7 +25,9 @@ from pathlib import Path
 _LAST: dict[str, str] = {}  # lock dir -> the GPU this process held last (its warm worker's)
 
 
-def visible_gpus(env: Mapping[str, str] | None = None, query: Callable[[], list[str]] | None = None) -> list[str]:
+def visible_gpus(
+    env: Mapping[str, str] | None = None, query: Callable[[], list[str]] | None = None
+) -> list[str]:
     """The GPU ids a job may be given: CUDA_VISIBLE_DEVICES if set, else nvidia-smi's list."""
     env = os.environ if env is None else env
     if "CUDA_VISIBLE_DEVICES" in env:
@@ -39,11 +41,18 @@ def _nvidia_smi() -> list[str]:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20, check=False,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return []
-    return [line.strip() for line in out.stdout.splitlines() if line.strip().isdigit()] if out.returncode == 0 else []
+    return (
+        [line.strip() for line in out.stdout.splitlines() if line.strip().isdigit()]
+        if out.returncode == 0
+        else []
+    )
 
 
 def lock_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -65,7 +74,10 @@ def _try_lock(path: Path) -> int | None:
 
 @contextmanager
 def lease(
-    gpus: list[str], where: Path, poll_s: float = 0.5, log: Callable[[str], None] | None = None,
+    gpus: list[str],
+    where: Path,
+    poll_s: float = 0.5,
+    log: Callable[[str], None] | None = None,
     prefer: str | None = None,
 ) -> Iterator[str]:
     """Hold one GPU of `gpus`: `prefer` (a parallel slot's last), else the one this process
@@ -110,4 +122,3 @@ def for_job(
         return
     with lease(gpus, lock_dir(), log=log, prefer=prefer) as gpu:
         yield gpu
-

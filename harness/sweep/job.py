@@ -13,9 +13,9 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from harness.sweep.workers import Job, Outcome
 
@@ -68,7 +68,9 @@ class JobRunner:
             from harness.store.claims import Claims
             from harness.store.tracking import Store
 
-            self.claims = Claims(Store(job.spec.tracking), job.spec.tracking.claim_timeout_s, log=log)
+            self.claims = Claims(
+                Store(job.spec.tracking), job.spec.tracking.claim_timeout_s, log=log
+            )
         return self.claims
 
     def attempt(self, job: Job, train: Train) -> Outcome:
@@ -86,7 +88,10 @@ class JobRunner:
         if claim.kind == "busy":
             if chash not in self.waiting:
                 self.waiting.add(chash)
-                log(f"{job.label} {name}: another sweep is training it ({claim.holder}); back to it later")
+                log(
+                    f"{job.label} {name}: another sweep is training it ({claim.holder}); "
+                    "back to it later"
+                )
             return Outcome(BUSY, run_name=name)
         outcome = Outcome("KILLED", error="interrupted")
         try:
@@ -100,11 +105,19 @@ class JobRunner:
 
         try:
             # a worker that died left its run RUNNING: end it, then free the job for others
-            if outcome.status == "KILLED" and outcome.run_id and claims.store.status(outcome.run_id) == "RUNNING":
+            if (
+                outcome.status == "KILLED"
+                and outcome.run_id
+                and claims.store.status(outcome.run_id) == "RUNNING"
+            ):
                 claims.store.set_terminated(outcome.run_id, "KILLED")
             claims.release(claim_id, "FINISHED" if outcome.status == "FINISHED" else "KILLED")
-        except Exception as exc:  # a job never raises (Hydra would stop the sweep); the claim goes stale
-            log(f"{label} could not end run {outcome.run_id} or its claim: {redact(str(exc))[:300]}")
+        except (
+            Exception
+        ) as exc:  # a job never raises (Hydra would stop the sweep); the claim goes stale
+            log(
+                f"{label} could not end run {outcome.run_id} or its claim: {redact(str(exc))[:300]}"
+            )
 
     def close(self) -> None:
         if self.claims is not None:
@@ -115,7 +128,14 @@ def record(outcome: Outcome, out_dir: Path, name: str) -> None:
     """The job's outcome file, which the sweep callback sums up at the end."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / OUTCOME_FILE).write_text(
-        json.dumps({"status": outcome.status, "run_id": outcome.run_id, "run_name": name, "error": outcome.error})
+        json.dumps(
+            {
+                "status": outcome.status,
+                "run_id": outcome.run_id,
+                "run_name": name,
+                "error": outcome.error,
+            }
+        )
     )
 
 
@@ -153,12 +173,28 @@ def run_task(cfg) -> float:
     slots = hc.launcher.get("n_jobs") if "launcher" in hc else None
     workers = pool(slots if isinstance(slots, int) and slots > 0 else 1)
     runner = JobRunner(plan)
-    job = Job(spec, list(hc.overrides.task), plan.parent_run_id, label, progress="lines", config_hash=chash)
+    job = Job(
+        spec,
+        list(hc.overrides.task),
+        plan.parent_run_id,
+        label,
+        progress="lines",
+        config_hash=chash,
+    )
     after = max(0, plan.planned - (hc.job.num + 1))
     job.sweep_after_s = workers.time_left(after)
+
+    def train(job: Job, on_started: Callable[[str], None] | None) -> Outcome:
+        from harness.sweep import gpus
+
+        with gpus.for_job(
+            job.spec.train.device.value, log=lambda m: log(f"{label} {m}")
+        ) as job.gpu:
+            return workers.run(job, on_started)
+
     t0 = time.perf_counter()
     try:
-        while (outcome := runner.attempt(job, workers.run)).status == BUSY:
+        while (outcome := runner.attempt(job, train)).status == BUSY:
             time.sleep(WAIT_S)
     finally:
         runner.close()

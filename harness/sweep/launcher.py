@@ -14,8 +14,9 @@ function is not called here: a harness job is the warm worker's run, which the s
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
@@ -37,7 +38,9 @@ class WarmLauncher(Launcher):
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     @property
@@ -45,7 +48,9 @@ class WarmLauncher(Launcher):
         assert self.config is not None
         return max(1, int(self.n_jobs or self.config.get("parallel") or 1))
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
         assert self.config is not None and self.hydra_context is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -66,7 +71,9 @@ class WarmLauncher(Launcher):
                 scheduler.add(idx, job)
                 configs.append((idx, cfg, job))
             scheduler.all_added()
-            return [self._collect(idx, cfg, job, scheduler, workers, plan) for idx, cfg, job in configs]
+            return [
+                self._collect(idx, cfg, job, scheduler, workers, plan) for idx, cfg, job in configs
+            ]
         except BaseException:  # Ctrl-C, SIGTERM: the running jobs end KILLED, claims released
             scheduler.interrupt(timeout=15.0)
             raise
@@ -75,7 +82,9 @@ class WarmLauncher(Launcher):
             workers.close()
             runner.close()
 
-    def _compose(self, overrides: list[str], idx: int, plan: Plan, slots: int) -> tuple[DictConfig, Job]:
+    def _compose(
+        self, overrides: list[str], idx: int, plan: Plan, slots: int
+    ) -> tuple[DictConfig, Job]:
         """The job's config, as Hydra's launchers compose it, and its harness job."""
         from harness.run.train import config_hash
 
@@ -104,13 +113,21 @@ class WarmLauncher(Launcher):
         return run
 
     def _collect(
-        self, idx: int, cfg: DictConfig, job: Job, scheduler: Scheduler, workers: WorkerPool, plan: Plan
+        self,
+        idx: int,
+        cfg: DictConfig,
+        job: Job,
+        scheduler: Scheduler,
+        workers: WorkerPool,
+        plan: Plan,
     ) -> JobReturn:
         """Hydra's run_job for job `idx`, whose task is the outcome its slot left."""
         assert self.hydra_context is not None
 
         def task(_: DictConfig) -> float:
-            outcome = scheduler.outcome(idx) or Outcome("KILLED", error="no slot ran it (interrupted)")
+            outcome = scheduler.outcome(idx) or Outcome(
+                "KILLED", error="no slot ran it (interrupted)"
+            )
             seconds = outcome.extra.get("seconds", 0.0)
             if outcome.status not in ("SKIPPED", ELSEWHERE):
                 workers.times.append(seconds)
@@ -121,6 +138,9 @@ class WarmLauncher(Launcher):
 
         HydraConfig.instance().set_config(cfg)
         return run_job(
-            hydra_context=self.hydra_context, task_function=task, config=cfg,
-            job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir",
+            hydra_context=self.hydra_context,
+            task_function=task,
+            config=cfg,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
         )

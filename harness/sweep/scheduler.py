@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from harness.sweep.job import BUSY
 from harness.sweep.workers import Job, Outcome, Worker, WorkerPool
@@ -49,7 +49,9 @@ class Scheduler:
         if not self.threads:
             self.active = self.slots
             for slot in range(self.slots):
-                thread = threading.Thread(target=self._slot, args=(slot,), name=f"harness-slot-{slot}", daemon=True)
+                thread = threading.Thread(
+                    target=self._slot, args=(slot,), name=f"harness-slot-{slot}", daemon=True
+                )
                 self.threads.append(thread)
                 thread.start()
 
@@ -102,7 +104,9 @@ class Scheduler:
                     return item
                 if self.complete and not self.pending:
                     return None
-                if self.complete and all(self._kind(j) in self._held_elsewhere(slot) for _, j in self.pending):
+                if self.complete and all(
+                    self._kind(j) in self._held_elsewhere(slot) for _, j in self.pending
+                ):
                     if not any(i in self.not_before for i, _ in self.pending):
                         return None  # the other slots hold these jobs' backend: theirs
                 self.cond.wait(0.2)
@@ -116,7 +120,9 @@ class Scheduler:
         from harness.sweep import gpus
 
         held = self.workers[slot]
-        with gpus.for_job(job.spec.train.device.value, prefer=held.key[3] if held else None) as job.gpu:
+        with gpus.for_job(
+            job.spec.train.device.value, prefer=held.key[3] if held else None
+        ) as job.gpu:
             key = WorkerPool._key(job.spec, job.gpu)
             worker = self.workers[slot]
             if worker is None or worker.key != key or not worker.alive():

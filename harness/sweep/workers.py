@@ -23,9 +23,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any
 
 from harness.core.config import Config, ConfigError
 
@@ -38,7 +39,9 @@ class Job:
     label: str = ""  # e.g. "[3/12]" for progress lines
     progress: str = "auto"  # harness.sweep.progress mode: auto (bar on a terminal), lines, off
     sweep_after_s: float | None = None  # estimated time of the jobs after this one
-    gpu: str | None = None  # CUDA_VISIBLE_DEVICES for its worker (harness.sweep.gpus); None: inherited
+    gpu: str | None = (
+        None  # CUDA_VISIBLE_DEVICES for its worker (harness.sweep.gpus); None: inherited
+    )
     config_hash: str = ""  # what a sweep claims before the job trains (harness.store.claims)
 
 
@@ -58,18 +61,17 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """A worker whose sweep process was killed must not go on training: another sweep takes
     its job over once the claim is stale, and two runs would then finish. Linux ends it with
     its parent (PR_SET_PDEATHSIG); elsewhere a thread watches the parent process."""
-    parent = os.getppid()
     try:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    if os.getppid() != parent:  # died before the line above
+    if os.getppid() != parent:  # died before the line above (while this one imported)
         os._exit(1)
 
     def watch() -> None:
@@ -80,13 +82,13 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
 
 
-def _serve(conn, backend: str | None = None) -> None:
+def _serve(conn, backend: str | None = None, parent: int | None = None) -> None:
     """Worker loop: run jobs until told to stop or the supervisor goes away."""
-    _die_with_parent()
+    _die_with_parent(parent or os.getppid())
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    from harness.sweep.progress import EpochProgress
     from harness.run.train import run
+    from harness.sweep.progress import EpochProgress
 
     if backend is not None:
         from backends import get_backend
@@ -94,7 +96,11 @@ def _serve(conn, backend: str | None = None) -> None:
         try:
             get_backend(backend)  # its framework's import, once, before the first job
             # and MLflow's client and SQL store (~1.5 s), which the first run would import
-            for module in ("mlflow.entities", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store"):
+            for module in (
+                "mlflow.entities",
+                "mlflow.tracking",
+                "mlflow.store.tracking.sqlalchemy_store",
+            ):
                 importlib.import_module(module)
         except Exception:
             pass  # the first job raises it again, and records it as that run's failure
@@ -109,7 +115,7 @@ def _serve(conn, backend: str | None = None) -> None:
             return
         bar = EpochProgress(job.label, job.spec.train.epochs, job.progress, job.sweep_after_s)
 
-        def started(run_id: str, name: str) -> None:
+        def started(run_id: str, name: str, bar: EpochProgress = bar) -> None:
             bar.started(name)
             conn.send(("started", (run_id, name)))
 
@@ -121,7 +127,7 @@ def _serve(conn, backend: str | None = None) -> None:
                     log=bar.print,
                     parent_run_id=job.parent_run_id,
                     on_started=started,
-                    on_metrics=lambda epoch, _metrics: bar.update(epoch),
+                    on_metrics=lambda epoch, _metrics, bar=bar: bar.update(epoch),
                 )
             finally:
                 bar.clear()  # before the supervisor prints the job's outcome
@@ -133,7 +139,14 @@ def _serve(conn, backend: str | None = None) -> None:
             return
         except BaseException as exc:  # the run is already recorded FAILED with its traceback
             conn.send(
-                ("done", Outcome("FAILED", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
+                (
+                    "done",
+                    Outcome(
+                        "FAILED",
+                        error=f"{type(exc).__name__}: {exc}",
+                        traceback=traceback.format_exc(),
+                    ),
+                )
             )
         _settle()  # while the supervisor prepares the next job
 
@@ -159,7 +172,14 @@ class Worker:
     def __init__(self, key: tuple, env: dict[str, str] | None = None) -> None:
         parent_sock, child_sock = socket.socketpair()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "harness.sweep.workers", str(child_sock.fileno()), str(key[0])],
+            [
+                sys.executable,
+                "-m",
+                "harness.sweep.workers",
+                str(child_sock.fileno()),
+                str(key[0]),
+                str(os.getpid()),
+            ],
             pass_fds=(child_sock.fileno(),),
             env={**os.environ, **(env or {})},
         )
@@ -179,9 +199,17 @@ class Worker:
                 kind, payload = self.conn.recv()
             except (EOFError, ConnectionError, OSError):
                 code = self._wait(5)
-                why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                why = (
+                    f"killed by signal {-code}"
+                    if code is not None and code < 0
+                    else f"exit code {code}"
+                )
                 return Outcome(
-                    "KILLED", run_id=run_id, run_name=name, error=f"worker process died ({why})", exitcode=code
+                    "KILLED",
+                    run_id=run_id,
+                    run_name=name,
+                    error=f"worker process died ({why})",
+                    exitcode=code,
                 )
             if kind == "started":
                 run_id, name = payload
@@ -229,10 +257,14 @@ class WorkerPool:
     def __init__(self, slots: int = 1) -> None:
         self.slots = max(1, slots)
         self.workers: dict[tuple, Worker] = {}
+        self.lock = threading.Lock()  # the launcher prewarms while its slots take
         self.times: list[float] = []  # seconds per job run so far: the sweep's time left
-        self.last_gpu: str | None = None  # the GPU of the last job: its warm worker's
         # the cores this process may use: a SLURM job's allocation, not the whole node
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1)
+        )
         self.env = {"HARNESS_THREADS": str(max(1, cores // self.slots))}
 
     @staticmethod
@@ -251,23 +283,20 @@ class WorkerPool:
             if len(gpus.visible_gpus()) > 1:
                 return  # the job's GPU (part of its worker's key) is leased when it starts
         key = self._key(spec, None)
-        if key not in self.workers:
-            self.workers[key] = Worker(key, self.env)
+        with self.lock:
+            if key not in self.workers:
+                self.workers[key] = Worker(key, self.env)
 
     def run(self, job: Job, on_started: Callable[[str], None] | None = None) -> Outcome:
-        """Run one job in this process's warm worker for it (the task-function path)."""
-        from harness.sweep import gpus
-
-        with gpus.for_job(job.spec.train.device.value, log=print, prefer=self.last_gpu) as job.gpu:
-            self.last_gpu = job.gpu or self.last_gpu
-            key = self._key(job.spec, job.gpu)
-            worker = self.workers.get(key)
-            if worker is None or not worker.alive():
-                # a worker keeps its GPU busy (CUDA context) while idle: one GPU per backend here
-                for other in [k for k in self.workers if k[:3] == key[:3] and k[3] != job.gpu]:
-                    self.workers.pop(other).stop()
-                worker = self.workers[key] = Worker(key, self._env(job.gpu))
-            outcome = worker.run(job, on_started)
+        """Run one job in this process's warm worker for its backend and GPU (job.gpu)."""
+        key = self._key(job.spec, job.gpu)
+        worker = self.workers.get(key)
+        if worker is None or not worker.alive():
+            # a worker keeps its GPU busy (CUDA context) while idle: one GPU per backend here
+            for other in [k for k in self.workers if k[:3] == key[:3] and k[3] != job.gpu]:
+                self.workers.pop(other).stop()
+            worker = self.workers[key] = Worker(key, self._env(job.gpu))
+        outcome = worker.run(job, on_started)
         if not worker.alive() or outcome.status == "KILLED":
             worker.stop(timeout=1.0)
             self.workers.pop(key, None)
@@ -279,7 +308,8 @@ class WorkerPool:
 
     def take(self, key: tuple) -> Worker:
         """This key's idle worker (prewarmed, say), handed over to the caller, or a new one."""
-        worker = self.workers.pop(key, None)
+        with self.lock:
+            worker = self.workers.pop(key, None)
         return worker if worker is not None and worker.alive() else Worker(key, self._env(key[3]))
 
     def interrupt(self, timeout: float = 15.0) -> None:
@@ -311,7 +341,7 @@ def pool(slots: int = 1) -> WorkerPool:
 
 
 if __name__ == "__main__":
-    # import by module name so pickled Outcome/Job classes are harness.sweep.workers.*, not __main__.*
+    # by module name: pickled Outcome/Job classes are harness.sweep.workers.*, not __main__.*
     from harness.sweep.workers import _serve as serve
 
-    serve(Connection(int(sys.argv[1])), sys.argv[2] if len(sys.argv) > 2 else None)
+    serve(Connection(int(sys.argv[1])), sys.argv[2], int(sys.argv[3]))
