@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +106,43 @@ def test_bad_tuned_input_exits_2_before_anything_is_written(tmp_path: Path, over
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr
     assert not db.exists()  # no store, no parent run, no job
+
+
+@pytest.mark.slow
+def test_a_tuned_sweep_stopped_in_its_eval_stage_resumes_without_retraining(tmp_path: Path):
+    """SIGTERM once an eval run FINISHED; the rerun trains only what did not FINISH."""
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    MlflowClient(tracking_uri=store).search_experiments()  # the schema, before the test polls it
+    # jobs of a few seconds and 12 eval jobs: the eval stage is long enough to be stopped in
+    args = [a for a in TINY if not a.startswith(("train.epochs=", "hydra.sweeper.eval_seeds="))]
+    args += ["train.epochs=40", "hydra.sweeper.eval_seeds=[0,1,2,3,4,5]", f"tracking.uri={store}"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args, "-m"], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            _, _, runs = _jobs(store)
+            stages = [r.data.tags.get("stage") for r in runs if r.info.status == "FINISHED"]
+            if "eval" in stages:
+                break
+        except Exception:  # the experiment does not exist yet
+            pass
+        time.sleep(0.3)
+    assert proc.poll() is None, "the sweep ended before the test could stop it"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    _, _, runs = _jobs(store)
+    done = {r.data.tags["config_hash"] for r in runs if r.info.status == "FINISHED"}
+    evals_done = sum(r.data.tags["stage"] == "eval" for r in runs if r.info.status == "FINISHED")
+    assert 1 <= evals_done < 12 and len(done) == 4 + evals_done
+
+    second = cli(*args, "-m", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"{len(done)} skipped" in second.stderr
+    _, _, after = _jobs(store)
+    finished = [r.data.tags["config_hash"] for r in after if r.info.status == "FINISHED"]
+    assert len(finished) == len(set(finished)) == 4 + 12  # every job FINISHED once, none twice
