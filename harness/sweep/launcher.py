@@ -60,7 +60,7 @@ class WarmLauncher(Launcher):
         slots = self.slots
         workers = WorkerPool(slots)
         runner = JobRunner(plan)
-        scheduler = Scheduler(workers, slots, runner=self._runner(runner, workers, plan))
+        scheduler = Scheduler(workers, slots, runner=self._runner(runner, workers))
         try:
             configs = []
             for i, overrides in enumerate(job_overrides):
@@ -101,13 +101,15 @@ class WarmLauncher(Launcher):
         # parallel jobs share one terminal: a bar each would overwrite the other's
         job = Job(spec, overrides, plan.parent_run_id, label, "lines" if slots > 1 else "auto")
         job.config_hash = config_hash(spec)
+        job.jobs_after = max(0, plan.planned - (idx + 1))
         return cfg, job
 
     @staticmethod
-    def _runner(runner: JobRunner, workers: WorkerPool, plan: Plan):
+    def _runner(runner: JobRunner, workers: WorkerPool):
+        """What a slot does with a job: its sweep ETA from the jobs so far, then claim and train."""
+
         def run(job: Job, train) -> Outcome:
-            left = plan.planned - int(job.label[1:].split("/")[0]) if plan.planned else 0
-            job.sweep_after_s = workers.time_left(left)
+            job.sweep_after_s = workers.time_left(job.jobs_after)
             return runner.attempt(job, train)
 
         return run
@@ -133,8 +135,7 @@ class WarmLauncher(Launcher):
                 workers.times.append(seconds)
             name = outcome.run_name or plan.names.get(job.config_hash) or " ".join(job.overrides)
             record(outcome, Path(HydraConfig.get().runtime.output_dir), name)
-            after = max(0, plan.planned - (idx + 1))
-            return report(outcome, job.label, name, seconds, workers.time_left(after))
+            return report(outcome, job.label, name, seconds, workers.time_left(job.jobs_after))
 
         HydraConfig.instance().set_config(cfg)
         return run_job(

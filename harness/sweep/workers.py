@@ -39,6 +39,7 @@ class Job:
     label: str = ""  # e.g. "[3/12]" for progress lines
     progress: str = "auto"  # harness.sweep.progress mode: auto (bar on a terminal), lines, off
     sweep_after_s: float | None = None  # estimated time of the jobs after this one
+    jobs_after: int = 0  # how many jobs of the sweep come after this one
     gpu: str | None = (
         None  # CUDA_VISIBLE_DEVICES for its worker (harness.sweep.gpus); None: inherited
     )
