@@ -12,9 +12,9 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from harness.core.config import TrackingConfig
+from harness.store import PARENT_TAG, ROLE_TAG, Store
 from harness.store.claims import HOST_TAG, JOB_RUN_TAG, Claims
 from harness.store.migrate import ensure_schema
-from harness.store.tracking import PARENT_TAG, ROLE_TAG, Store
 from tests.conftest import ROOT
 
 SWEEP = ("+experiment=course_binary", "backend=numpy", "seed=5,6,7,8", "train.epochs=30")
@@ -68,7 +68,7 @@ def test_a_new_store_opened_by_several_processes_at_once_is_created_once(tmp_pat
     uri = f"sqlite:///{tmp_path / 'fresh.db'}"
     code = (
         "import sys; from harness.store.migrate import ensure_schema; "
-        "from harness.store.tracking import Store; from harness.core.config import TrackingConfig; "
+        "from harness.store import Store; from harness.core.config import TrackingConfig; "
         "ensure_schema(sys.argv[1]); Store(TrackingConfig(uri=sys.argv[1], experiment='x'))"
     )
     procs = [

@@ -170,6 +170,10 @@ class Config:
     parallel: int = 1
     # how harness.report judges this experiment (not part of a run's identity)
     report: ReportConfig = field(default_factory=ReportConfig)
+    # a tuned sweep's stage (tune | eval) and arm, set by its sweeper (harness.sweep.tuned):
+    # tagged on the run, not part of what it computes
+    stage: str = ""
+    arm: str = ""
 
 
 def register_configs() -> None:

@@ -21,7 +21,7 @@ from harness.core import data as D
 from harness.store import CONFIG_HASH_TAG, OVERRIDES_TAG
 
 # Fields that do not change what is computed: excluded from the config hash.
-NON_RESULT_FIELDS = ("tracking", "question", "parallel", "report")
+NON_RESULT_FIELDS = ("tracking", "question", "parallel", "report", "stage", "arm")
 
 
 @dataclass

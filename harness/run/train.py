@@ -118,6 +118,7 @@ def run(
     t_start = time.perf_counter()
     env = backend.setup(inputs)
     tags = {"task": data.task.value, "dataset": data.name, **provenance_tags(spec, chash, overrides, env)}
+    tags.update({k: v for k, v in (("stage", spec.stage), ("arm", spec.arm)) if v})
     params = flatten(C.to_plain(spec))
     params["model.output_activation"] = out_act.value  # the resolved head, not null
     params["data.n_train"], params["data.n_val"] = len(data.x_train), len(data.x_val)

@@ -14,7 +14,6 @@ the end, KILLED on Ctrl-C or SIGTERM, FAILED if Hydra itself fails mid-sweep.
 from __future__ import annotations
 
 import atexit
-import itertools
 import json
 import signal
 import time
@@ -22,48 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_loader import ConfigLoader
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.core.config import Config, ConfigError, to_spec
+from harness.sweep.compose import compose_job, job_overrides  # noqa: F401 (launcher imports it)
 from harness.sweep.job import ELSEWHERE, OUTCOME_FILE, Plan, log
-
-
-def job_overrides(params: dict[str, str], arguments: list[str], loader=None) -> list[list[str]]:
-    """The jobs' override lists, in Hydra's basic sweeper's order: the sweeper's params, then
-    the command line's; the same key again replaces it; a list sweeps every value."""
-    parser = OverridesParser.create(config_loader=loader)
-    overrides = parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + list(arguments))
-    lists: dict[str, list[str]] = {}
-    for override in overrides:
-        key = override.get_key_element()
-        if override.is_sweep_override():
-            if not override.is_discrete_sweep():
-                raise ConfigError(
-                    f"{key}: only lists of values can be swept (not {override.value_type})"
-                )
-            lists[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
-        else:
-            lists[key] = [f"{key}={override.get_value_element_as_str()}"]
-    return [list(job) for job in itertools.product(*lists.values())]
-
-
-def compose_job(loader: ConfigLoader, master: DictConfig, overrides: list[str]) -> DictConfig:
-    """A job's config (its `hydra` node included), composed as Hydra's launchers compose it:
-    the sweep's hydra overrides, then the job's; the sweep's resolver cache copied, so that
-    every job's ${now:...} (the sweep folder) is the sweep's."""
-    hydra_overrides = list(OmegaConf.to_container(master.hydra.overrides.hydra))
-    cfg = loader.load_configuration(
-        config_name=master.hydra.job.config_name,
-        overrides=hydra_overrides + list(overrides),
-        run_mode=RunMode.RUN,
-    )
-    OmegaConf.copy_cache(from_config=master, to_config=cfg)
-    return cfg
+from harness.sweep.tuned import is_tuned, validation_jobs
 
 
 def plan(config: DictConfig, on_valid: Callable[[Config], None] | None = None) -> list[dict]:
@@ -73,7 +38,11 @@ def plan(config: DictConfig, on_valid: Callable[[Config], None] | None = None) -
     loader = GlobalHydra.instance().config_loader()
     params = dict(config.hydra.sweeper.get("params") or {})
     jobs, invalid = [], []
-    for overrides in job_overrides(params, list(config.hydra.overrides.task), loader):
+    # a tuned sweep (hydra/sweeper=harness_tuned) names the jobs to validate up front itself
+    staged = validation_jobs(config, loader)
+    if staged is None:
+        staged = job_overrides(params, list(config.hydra.overrides.task), loader)
+    for overrides in staged:
         try:
             job_cfg = compose_job(loader, config, overrides)
             with open_dict(job_cfg):
@@ -156,7 +125,8 @@ class SweepCallback(Callback):
             for j in jobs
             if j["config_hash"] in finished
         }
-        if len(skip) == len(jobs):
+        # a tuned sweep's eval jobs are known only after its tune stage: it is never done here
+        if len(skip) == len(jobs) and not is_tuned(config):
             log(
                 f"nothing left to do: all {len(jobs)} jobs already have a FINISHED run in "
                 "experiment "

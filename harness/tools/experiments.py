@@ -36,10 +36,16 @@ def count_runs(sweeps: dict[str, str]) -> int:
 
 
 def load(path: Path) -> Experiment:
+    from harness.sweep.tuned import describe
+
     cfg = OmegaConf.load(path)
+    question = str(cfg.get("question") or "").strip()
+    tuned = describe(OmegaConf.select(cfg, "hydra.sweeper"))  # hydra/sweeper=harness_tuned
+    if tuned is not None:
+        return Experiment(path.stem, question, *tuned)
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
     sweeps = {str(k): str(v) for k, v in params.items()}
-    return Experiment(path.stem, str(cfg.get("question") or "").strip(), sweeps, count_runs(sweeps))
+    return Experiment(path.stem, question, sweeps, count_runs(sweeps))
 
 
 def all_experiments(folder: Path = EXPERIMENTS) -> list[Experiment]:

@@ -1,0 +1,2 @@
+"""Hydra discovers this package (a `hydra_plugins` namespace package):
+`hydra/sweeper=harness_tuned`."""
