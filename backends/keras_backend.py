@@ -188,6 +188,10 @@ class KerasBackend:
         return info
 
     def train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> TrainedModel:
+        with ENGINE.placement():
+            return self._train(inputs, on_epoch)
+
+    def _train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> TrainedModel:
         data = inputs.data
         dtype = inputs.config.train.dtype.value
         y_dtype = "int64" if data.task is Task.multiclass else dtype
@@ -238,7 +242,8 @@ class KerasBackend:
     def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:
         """The Sequential model's call, compiled as the engine runs it (a graph on TensorFlow)."""
         dtype = inputs.config.train.dtype.value
-        model = _model(inputs, dtype)
-        call = ENGINE.compiled(lambda t: model(t, training=False))
-        xs = ops.convert_to_tensor(x, dtype=dtype)
-        yield lambda: ops.convert_to_numpy(call(xs))  # waits for the device
+        with ENGINE.placement():
+            model = _model(inputs, dtype)
+            call = ENGINE.compiled(lambda t: model(t, training=False))
+            xs = ops.convert_to_tensor(x, dtype=dtype)
+            yield lambda: ops.convert_to_numpy(call(xs))  # waits for the device

@@ -9,8 +9,10 @@ and each engine imports its framework only here, when it is the one in use.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +51,10 @@ class Engine(Protocol):
 
     def compiled(self, fn: Callable) -> Callable:
         """fn (Keras calls, no gradients) as the engine runs it fastest without changing it."""
+        ...
+
+    def placement(self) -> AbstractContextManager:
+        """Where the model and its batches live: the device configure_process chose."""
         ...
 
 
@@ -125,6 +131,9 @@ class TensorFlowEngine:
     def compiled(self, fn: Callable) -> Callable:
         return self.tf.function(fn)  # one graph: no per-layer Python each epoch
 
+    def placement(self) -> AbstractContextManager:
+        return nullcontext()  # configure_process left TensorFlow only the chosen device
+
 
 # --- JAX and PyTorch: the harness's batches as a PyDataset ---------------------------------
 
@@ -191,8 +200,7 @@ class JaxEngine:
         if want is Device.gpu and not gpus:
             raise RuntimeError("train.device=gpu, but JAX sees no GPU; use train.device=cpu")
         use_gpu = bool(gpus) and want is not Device.cpu
-        if gpus and not use_gpu:
-            self.jax.config.update("jax_default_device", self.jax.devices("cpu")[0])
+        self.device = "gpu:0" if use_gpu else "cpu:0"
         # XLA sizes its CPU thread pool when it starts: train.threads is not applied
         return {"device": f"gpu:{gpus[0].device_kind}" if use_gpu else "cpu", "threads": "xla"}
 
@@ -208,6 +216,9 @@ class JaxEngine:
     def compiled(self, fn: Callable) -> Callable:
         return fn  # eager: a jitted closure would keep the weights it was traced with
 
+    def placement(self) -> AbstractContextManager:
+        return keras.device(self.device)
+
 
 class TorchEngine:
     name = "torch"
@@ -221,10 +232,19 @@ class TorchEngine:
     def configure_process(self, inputs: TrainInputs) -> dict[str, str]:
         torch = self.torch
         want = Device(inputs.config.train.device)
-        has_gpu = torch.cuda.is_available()
-        if want is Device.gpu and not has_gpu:
-            raise RuntimeError("train.device=gpu, but torch sees no CUDA GPU; use train.device=cpu")
-        use_gpu = has_gpu and want is not Device.cpu
+        # Keras on torch fixes its device at import, from KERAS_TORCH_DEVICE (which
+        # backends/keras_torch_backend.py defaults to cpu); a scope cannot move it
+        keras_device = os.environ.get("KERAS_TORCH_DEVICE", "cpu")
+        use_gpu = keras_device.startswith("cuda")
+        if want is Device.gpu and not (use_gpu and torch.cuda.is_available()):
+            raise RuntimeError(
+                "train.device=gpu with backend=keras_torch needs a CUDA GPU and "
+                f"KERAS_TORCH_DEVICE=cuda (found {keras_device!r}); or use train.device=cpu"
+            )
+        if want is Device.cpu and use_gpu:
+            raise RuntimeError(
+                f"train.device=cpu, but KERAS_TORCH_DEVICE={keras_device}; unset it"
+            )
         threads = thread_count(inputs.config, cap=1)  # as the Lightning backend does, and why
         torch.set_num_threads(threads)
         return {
@@ -246,6 +266,9 @@ class TorchEngine:
 
     def compiled(self, fn: Callable) -> Callable:
         return self.torch.no_grad()(fn)
+
+    def placement(self) -> AbstractContextManager:
+        return nullcontext()  # KERAS_TORCH_DEVICE placed everything (keras.device breaks grads)
 
 
 ENGINES: dict[str, Callable[[], Engine]] = {

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 
 os.environ["KERAS_BACKEND"] = "torch"
+# its device is fixed at import too: the CPU (train.device's default) unless the user says cuda
+os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")
 
 from backends.keras_backend import KerasBackend  # noqa: E402
 
