@@ -1,6 +1,9 @@
-"""Keras 3 on TensorFlow: Sequential + Dense, compile, fit with a callback.
+"""Keras 3: Sequential + Dense, compile, fit with a callback; on TensorFlow by default.
 
 Reads like a translation of lightning_backend.py: same sections, same order, same names.
+Written in `keras` and `keras.ops` only; what differs between Keras' engines (TensorFlow,
+JAX, PyTorch: backends.keras_engines) is asked of ENGINE. The keras_jax and keras_torch
+backends are this one with the engine chosen before Keras is first imported.
 """
 
 from __future__ import annotations
@@ -20,55 +23,30 @@ from backends.base import (
     TrainInputs,
     evaluate_outputs,
     quiet_native_stderr,
-    thread_count,
 )
-from harness.core.config import Activation, Device, OptimizerName, Task
+from harness.core.config import Activation, OptimizerName, Task
 from harness.core.init import Weights
 
-# Keras reads KERAS_BACKEND at import; keep TensorFlow's C++ banners out of the user's way.
+# Keras reads KERAS_BACKEND at its first import: TensorFlow unless an engine's module chose.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # read when TensorFlow is imported
 
-with quiet_native_stderr():
+with quiet_native_stderr():  # TensorFlow's C++ banners are not the user's business
     import keras
-    import tensorflow as tf
-from keras import ops  # noqa: E402
+    from keras import ops
 
-if keras.backend.backend() != "tensorflow":
-    raise RuntimeError(
-        f"the keras backend needs KERAS_BACKEND=tensorflow, found {keras.backend.backend()!r}"
-    )
+    from backends import keras_engines
+
+ENGINE = keras_engines.current()
+BACKEND_OF_ENGINE = {"tensorflow": "keras", "jax": "keras_jax", "torch": "keras_torch"}
 
 
 # --- the process: device, threads ----------------------------------------------------------
 
-_DEVICE_CONFIGURED: dict[str, str] = {}
-
 
 def _configure_process(inputs: TrainInputs) -> dict[str, str]:
-    """Threads, visible devices: settable once per process, before TensorFlow starts."""
-    if _DEVICE_CONFIGURED:
-        return _DEVICE_CONFIGURED
-    with quiet_native_stderr():  # "failed call to cuInit" on machines without a GPU
-        gpus = tf.config.list_physical_devices("GPU")
-    want = Device(inputs.config.train.device)
-    if want is Device.gpu and not gpus:
-        raise RuntimeError("train.device=gpu, but TensorFlow sees no GPU; use train.device=cpu")
-    use_gpu = bool(gpus) and want is not Device.cpu
-    if use_gpu:
-        for gpu in gpus:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        tf.config.set_visible_devices(gpus[:1], "GPU")
-    else:
-        tf.config.set_visible_devices([], "GPU")
-    threads = thread_count(inputs.config)
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    _DEVICE_CONFIGURED.update(
-        device=f"gpu:{gpus[0].name}" if use_gpu else "cpu",
-        threads=str(threads),
-    )
-    return _DEVICE_CONFIGURED
+    """Device and threads, as the engine sets them (once per process)."""
+    return dict(ENGINE.configure_process(inputs))
 
 
 # --- the network ---------------------------------------------------------------------------
@@ -177,28 +155,10 @@ def _optimizer(inputs: TrainInputs) -> keras.optimizers.Optimizer:
 # --- the batches ---------------------------------------------------------------------------
 
 
-def _epoch_batches(inputs: TrainInputs, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.data.Dataset, int]:
-    """Every epoch's batches in the harness's order, as one dataset (no Keras shuffling)."""
-    epochs = [inputs.batches(e) for e in range(inputs.config.train.epochs)]
-    steps = len(epochs[0])
-    order = tf.constant(np.stack([np.concatenate(b) for b in epochs]))
-    batch = inputs.config.train.batch_size or len(inputs.data.x_train)
-    # one gather per epoch (not per batch): the epoch's data in the harness's order, batched;
-    # a full batch is the epoch itself (no per-epoch inner dataset, ~0.3 ms an epoch)
-    ds = tf.data.Dataset.from_tensor_slices(order)
-    if steps == 1:  # nothing to overlap with a step either: no prefetch thread
-        ds = ds.map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)))
-    else:
-        ds = ds.flat_map(
-            lambda idx: tf.data.Dataset.from_tensor_slices(
-                (tf.gather(x, idx), tf.gather(y, idx))
-            ).batch(batch)
-        ).prefetch(2)
-    # No tf.data autotuning: its background model thread made `fit` stall ~1.2 s on return
-    # (the iterator's teardown waits for it) in about half the runs of a warm worker.
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.with_options(options), steps
+def _epoch_batches(inputs: TrainInputs, x: np.ndarray, y: np.ndarray) -> keras_engines.FitData:
+    """Every epoch's batches in the harness's order (no Keras shuffling), fed to `fit` as
+    the engine takes them fastest."""
+    return ENGINE.epoch_batches(inputs, x, y)
 
 
 # --- the training loop's hook --------------------------------------------------------------
@@ -225,36 +185,39 @@ class _EpochCallback(keras.callbacks.Callback):
 
 class KerasBackend:
     name = "keras"
+    engine = "tensorflow"
 
     def setup(self, inputs: TrainInputs) -> dict[str, str]:
-        info = dict(_configure_process(inputs))
-        train = inputs.config.train
-        tf.config.experimental.enable_tensor_float_32_execution(train.allow_tf32)
-        keras.config.set_floatx(train.dtype.value)
-        keras.utils.set_random_seed(inputs.config.seed)
-        tf.config.experimental.enable_op_determinism()
+        if ENGINE.name != self.engine:
+            raise RuntimeError(
+                f"backend={self.name} runs Keras on {self.engine}, but Keras was imported on "
+                f"{ENGINE.name} in this process (KERAS_BACKEND is read once, at import); unset "
+                f"KERAS_BACKEND, or use backend={BACKEND_OF_ENGINE[ENGINE.name]}"
+            )
+        info = _configure_process(inputs)
+        engine_info = ENGINE.setup(inputs)  # TF32, determinism, seeds
+        keras.config.set_floatx(inputs.config.train.dtype.value)
         keras.backend.clear_session()
-        info.update(
-            framework="keras",
-            keras_version=keras.__version__,
-            tensorflow_version=tf.__version__,
-        )
+        info.update(framework="keras", keras_version=keras.__version__, **engine_info)
         return info
 
     def train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> TrainedModel:
+        with ENGINE.placement():
+            return self._train(inputs, on_epoch)
+
+    def _train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> TrainedModel:
         data = inputs.data
         dtype = inputs.config.train.dtype.value
         y_dtype = "int64" if data.task is Task.multiclass else dtype
-        x_train = tf.constant(data.x_train, dtype=dtype)
-        y_train = tf.constant(data.y_train, dtype=y_dtype)
-        x_val = tf.constant(data.x_val, dtype=dtype)
-        y_val = tf.constant(data.y_val, dtype=y_dtype)
+        x_train = ops.convert_to_tensor(data.x_train, dtype=dtype)
+        x_val = ops.convert_to_tensor(data.x_val, dtype=dtype)
+        y_val = ops.convert_to_tensor(data.y_val, dtype=y_dtype)
 
         model = _model(inputs, dtype)
         loss = _loss(inputs.loss)
-        batches, steps = _epoch_batches(inputs, x_train, y_train)
+        batches = _epoch_batches(inputs, data.x_train.astype(dtype), data.y_train.astype(y_dtype))
 
-        @tf.function  # one graph: no per-layer Python each epoch
+        @ENGINE.compiled
         def outputs():
             return evaluate_outputs(
                 lambda x: _logits_and_output(model, x),
@@ -267,32 +230,34 @@ class KerasBackend:
             )
 
         def evaluate() -> Evaluation:
-            val_loss, train_pred, val_pred, val_logits = (t.numpy() for t in outputs())
+            val_loss, *predictions = (ops.convert_to_numpy(t) for t in outputs())  # host values
+            train_pred, val_pred, val_logits = predictions
             return Evaluation(float(val_loss), train_pred, val_pred, val_logits)
 
-        reporter = EpochReporter(inputs, steps, evaluate, lambda: _weights(model), on_epoch)
+        reporter = EpochReporter(inputs, batches.steps, evaluate, lambda: _weights(model), on_epoch)
         model.compile(
             optimizer=_optimizer(inputs),
             loss=loss,
-            steps_per_execution=steps,  # one epoch per call into the graph
-            jit_compile=False,  # XLA fusions would change float results (parity)
+            steps_per_execution=batches.steps_per_execution,  # on TensorFlow: an epoch a call
+            jit_compile=ENGINE.jit_compile,
         )
         model.fit(
-            batches,
+            batches.data,
             epochs=inputs.config.train.epochs,
-            steps_per_epoch=steps,
+            steps_per_epoch=batches.steps,
             shuffle=False,
             verbose=0,
-            callbacks=[_EpochCallback(reporter)],
+            callbacks=[*batches.callbacks, _EpochCallback(reporter)],
         )
         kept = _standalone(model) if inputs.keep_model else None  # ~20 ms: only when asked
         return TrainedModel(final_weights=_weights(model), model=kept, model_flavor="keras")
 
     @contextmanager
     def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:
-        """The Sequential model called inside one tf.function (a graph: no per-layer Python)."""
+        """The Sequential model's call, compiled as the engine runs it (a graph on TensorFlow)."""
         dtype = inputs.config.train.dtype.value
-        model = _model(inputs, dtype)
-        call = tf.function(lambda t: model(t, training=False))
-        xs = tf.constant(x, dtype=dtype)
-        yield lambda: call(xs).numpy()  # .numpy() waits for the device
+        with ENGINE.placement():
+            model = _model(inputs, dtype)
+            call = ENGINE.compiled(lambda t: model(t, training=False))
+            xs = ops.convert_to_tensor(x, dtype=dtype)
+            yield lambda: ops.convert_to_numpy(call(xs))  # waits for the device

@@ -13,7 +13,7 @@ import pytest
 
 from harness.run.hooks import EPOCH_HOOKS
 from harness.run.train import run
-from tests.conftest import make_spec
+from tests.conftest import cli, make_spec
 
 BACKENDS = ["keras", "lightning"]
 
@@ -29,7 +29,10 @@ def test_backend_trains_and_loss_falls(backend):
     assert records and backend in records[0]
 
 
-@pytest.mark.parametrize("backend,forbidden", [("lightning", "tensorflow"), ("keras", "torch")])
+@pytest.mark.parametrize(
+    "backend,forbidden",
+    [("lightning", "tensorflow"), ("keras", "torch"), ("keras_jax", "tensorflow")],
+)
 def test_a_backend_never_imports_the_other_framework(backend, forbidden, tmp_path):
     code = (
         "import sys\n"
@@ -42,6 +45,14 @@ def test_a_backend_never_imports_the_other_framework(backend, forbidden, tmp_pat
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ok" in proc.stdout
+
+
+def test_keras_refuses_to_run_on_an_engine_it_was_not_asked_for(tmp_path):
+    proc = cli("backend=keras", "train.epochs=1", "tracking.enabled=false", cwd=tmp_path,
+               env={"KERAS_BACKEND": "jax"})
+    assert proc.returncode != 0
+    assert "backend=keras runs Keras on tensorflow" in proc.stderr
+    assert "use backend=keras_jax" in proc.stderr
 
 
 def test_backends_start_from_the_same_weights_and_batches():

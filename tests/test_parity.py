@@ -1,4 +1,5 @@
-"""Parity: Keras and Lightning compute, epoch by epoch, what the NumPy reference computes.
+"""Parity: Keras (on TensorFlow, JAX and PyTorch) and Lightning compute, epoch by epoch, what
+the NumPy reference computes.
 
 The matrix runs every task x output form x optimizer x batching for 100 epochs on small
 slices of the real datasets (harness.parity.small_dataset), through the same ParityCheck a
@@ -21,7 +22,7 @@ from backends.base import LossSettings
 from harness.core.config import Activation, DType, OptimizerName, Task
 from harness.run import parity
 from harness.run.train import run
-from tests.conftest import make_spec
+from tests.conftest import cli, make_spec
 
 # The issue's bar, written out here so that loosening harness.run.parity cannot loosen the test.
 LOSS_RTOL = {OptimizerName.gd: 1e-5, OptimizerName.adam: 1e-3}
@@ -307,3 +308,30 @@ def test_a_sweep_passes_only_when_every_checked_run_passes():
     assert parity.overall_verdict(["pass", "reference", "pass"]) == "pass"
     assert parity.overall_verdict(["pass", "fail", "reference"]) == "fail"
     assert parity.overall_verdict(["reference", None]) is None
+
+
+# --- Keras on its other engines: JAX and PyTorch ------------------------------------------
+
+ENGINES = ("keras_jax", "keras_torch")
+
+
+def test_keras_on_jax_and_on_torch_match_numpy_through_the_cli(tmp_path):
+    """Each engine in its own worker (Keras fixes its engine at import), from the same
+    weights and batches: gd and Adam, float32 and float64, against the NumPy reference."""
+    store = f"sqlite:///{tmp_path / 'engines.db'}"
+    proc = cli(
+        f"backend={','.join(ENGINES)}", "optimizer=gd,adam", "train.dtype=float32,float64",
+        "train.parity=true", "train.epochs=10", "tracking.experiment=engines",
+        f"tracking.uri={store}", "-m", cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=store)
+    exp = client.get_experiment_by_name("engines")
+    runs = client.search_runs([exp.experiment_id], "tags.`harness.role` = 'job'")
+    assert sorted(r.data.tags["backend"] for r in runs) == sorted(ENGINES * 4)
+    for r in runs:
+        opt = OptimizerName(r.data.params["optimizer.name"])
+        assert r.data.tags["parity_verdict"] == "pass", r.info.run_name
+        assert r.data.metrics["parity/worst_loss_rel_diff"] <= LOSS_RTOL[opt], r.info.run_name
+    engines = {r.data.tags["backend"]: r.data.tags for r in runs}
+    assert "jax_version" in engines["keras_jax"] and "torch_version" in engines["keras_torch"]
