@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -14,7 +15,7 @@ def test_help_shows_the_config_groups_the_main_options_and_where_to_go_next(tmp_
     proc = cli("--help", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout
-    for line in ("backend: keras, lightning, numpy", "optimizer: adam, gd"):
+    for line in ("backend: keras, keras_jax, keras_torch, lightning, numpy", "optimizer: adam, gd"):
         assert line in text
     listed = next(line for line in text.splitlines() if line.startswith("experiment: "))
     assert set(listed.removeprefix("experiment: ").split(", ")) == {
@@ -51,8 +52,8 @@ def test_every_experiment_is_listed_with_its_question_and_its_number_of_runs(cap
         expected = _comma_product(listed.sweeps)
         assert expected is None or listed.runs == expected, path.name
     assert (
-        experiments.load(CONF / "experiment" / "course_binary.yaml").runs == 6
-    )  # backend x 3 seeds
+        experiments.load(CONF / "experiment" / "course_binary.yaml").runs == 20
+    )  # backend x 10 seeds
 
 
 def test_the_markdown_table_has_a_row_per_experiment(capsys):
@@ -61,3 +62,10 @@ def test_the_markdown_table_has_a_row_per_experiment(capsys):
     assert [row.split("`")[1] for row in rows] == sorted(
         p.stem for p in CONF.glob("experiment/*.yaml")
     )
+
+
+def test_the_readme_holds_the_generated_experiments_table(capsys):
+    assert experiments.main(["--markdown"]) == 0
+    table = capsys.readouterr().out.strip()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert table in readme, "README's experiments table is stale: python -m harness.experiments --markdown"
