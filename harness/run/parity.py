@@ -61,7 +61,7 @@ def rel_diff(value: float, ref: float) -> float:
 def param_diff(weights: Weights, ref: Weights) -> float:
     """Largest |w - w_ref| over every kernel and bias entry."""
     worst = 0.0
-    for (kernel, bias), (ref_kernel, ref_bias) in zip(weights, ref):
+    for (kernel, bias), (ref_kernel, ref_bias) in zip(weights, ref, strict=True):
         for a, b in ((kernel, ref_kernel), (bias, ref_bias)):
             d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
             worst = max(worst, float(d.max()) if np.all(np.isfinite(d)) else math.inf)

@@ -55,7 +55,7 @@ def dense(a_in: np.ndarray, w: np.ndarray, b: np.ndarray, g: Callable) -> np.nda
 
 def sequential(x: np.ndarray, weights: Weights, acts: list[C.Activation]) -> np.ndarray:
     a = x
-    for (w, b), act in zip(weights, acts):
+    for (w, b), act in zip(weights, acts, strict=True):
         a = dense(a, w, b, _SCALAR[act])
         if act is C.Activation.softmax:
             e = np.exp(a - a.max())
