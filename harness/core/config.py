@@ -220,7 +220,8 @@ def to_spec(cfg: Any) -> Config:
     except InterpolationResolutionError as exc:  # e.g. tracking=server without its URI
         msg = str(exc).split("\n")[0]
         if "MLFLOW_TRACKING_URI" in msg:
-            msg = "tracking=server needs the server: tracking.uri=http://HOST:PORT or MLFLOW_TRACKING_URI"
+            uri = "tracking.uri=http://HOST:PORT or MLFLOW_TRACKING_URI"
+            msg = f"tracking=server needs the server: {uri}"
         raise ConfigError(msg) from None
 
 
@@ -281,7 +282,8 @@ def _check_ranges(spec: Config) -> None:
             "decay rates must be in [0, 1) (defaults 0.9 and 0.999)."
         )
     if opt.epsilon <= 0:
-        raise ConfigError(f"optimizer.epsilon={opt.epsilon}: must be positive (Keras' default 1e-7).")
+        default = "Keras' default 1e-7"
+        raise ConfigError(f"optimizer.epsilon={opt.epsilon}: must be positive ({default}).")
     if not 0.0 <= spec.train.prob_clip_eps < 0.5:
         raise ConfigError(
             f"train.prob_clip_eps={spec.train.prob_clip_eps}: must be in [0, 0.5) "
