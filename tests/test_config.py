@@ -84,11 +84,8 @@ def test_credentials_in_a_tracking_uri_are_never_written(store):
     )
     spec = make_spec(f"tracking.uri={store}", "tracking.experiment=redact")
     with tracked_run(
-        spec.tracking,
-        "r",
-        {"hydra_overrides": f"tracking.uri={secret_uri}"},
-        {"tracking.uri": secret_uri},
-        f"uri: {secret_uri}\n",
+        spec.tracking, "r", {"hydra_overrides": f"tracking.uri={secret_uri}"},
+        {"tracking.uri": secret_uri}, f"uri: {secret_uri}\n",
     ) as tracked:
         tracked.set_tags({"command": f"python -m harness tracking.uri={secret_uri}"})
     client = MlflowClient(tracking_uri=store)

@@ -79,19 +79,12 @@ def test_parallel_slots_each_get_back_their_own_gpu(tmp_path):
 
 def test_a_gpu_leased_by_another_process_is_not_given_out(tmp_path):
     holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            (
-                "import sys, pathlib; from harness.sweep import gpus\n"
-                f"with gpus.lease(['1'], pathlib.Path({str(tmp_path)!r})):\n"
-                "    print('held', flush=True); sys.stdin.read()"
-            ),
-        ],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", (
+            "import sys, pathlib; from harness.sweep import gpus\n"
+            f"with gpus.lease(['1'], pathlib.Path({str(tmp_path)!r})):\n"
+            "    print('held', flush=True); sys.stdin.read()"
+        )],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"

@@ -109,15 +109,8 @@ def test_slurm_preset_submits_an_array_with_the_configured_resources(tmp_path):
     assert proc.returncode != 0
     script = capture.read_text()
     for option in (
-        "--partition=gpu",
-        "--gpus-per-task=1",
-        "--cpus-per-task=4",
-        "--time=60",
-        "--mem=16GB",
-        "--ntasks-per-node=1",
-        "--nodes=1",
-        "--array=0-2%2",
-        "--job-name=harness-slurm",
+        "--partition=gpu", "--gpus-per-task=1", "--cpus-per-task=4", "--time=60", "--mem=16GB",
+        "--ntasks-per-node=1", "--nodes=1", "--array=0-2%2", "--job-name=harness-slurm",
     ):
         assert f"#SBATCH {option}\n" in script, f"{option} not in:\n{script}"
 
@@ -130,14 +123,8 @@ def test_slurm_preset_submits_an_array_with_the_configured_resources(tmp_path):
 def test_joblib_runs_the_jobs_in_its_own_processes_each_with_a_warm_worker(tmp_path):
     store = f"sqlite:///{tmp_path / 'store.db'}"
     proc = cli(
-        "backend=numpy",
-        "seed=0,1",
-        "train.epochs=2",
-        f"tracking.uri={store}",
-        "tracking.experiment=joblib",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "-m",
+        "backend=numpy", "seed=0,1", "train.epochs=2", f"tracking.uri={store}",
+        "tracking.experiment=joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "-m",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]

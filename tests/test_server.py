@@ -123,16 +123,8 @@ def postgres():
         )
 
     init = pg(
-        str(bin_dir / "initdb"),
-        "-D",
-        str(data),
-        "-U",
-        "postgres",
-        "-E",
-        "UTF8",
-        "--no-sync",
-        "--auth-local=trust",
-        "--auth-host=scram-sha-256",  # TCP needs the password
+        str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8", "--no-sync",
+        "--auth-local=trust", "--auth-host=scram-sha-256",  # TCP needs the password
     )
     assert init.returncode == 0, init.stderr
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
@@ -185,25 +177,12 @@ class MlflowServer:
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "mlflow",
-                    "server",
-                    "--backend-store-uri",
-                    self.backend_uri,
-                    "--artifacts-destination",
-                    self.artifacts.as_uri(),
-                    "--serve-artifacts",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    "1",
+                    sys.executable, "-m", "mlflow", "server",
+                    "--backend-store-uri", self.backend_uri,
+                    "--artifacts-destination", self.artifacts.as_uri(), "--serve-artifacts",
+                    "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                 ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 # no GenAI job runners (6 huey processes): tracking needs none of them
                 env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             )
@@ -301,13 +280,8 @@ def test_an_unreachable_server_fails_a_run_in_seconds_before_training(tmp_path):
 def test_a_sweep_against_an_unreachable_server_stops_before_any_job(tmp_path):
     t0 = time.perf_counter()
     proc = cli(
-        "backend=numpy",
-        "seed=0,1",
-        "train.epochs=2",
-        "tracking=server",
-        f"tracking.uri=http://127.0.0.1:{_free_port()}",
-        "-m",
-        cwd=tmp_path,
+        "backend=numpy", "seed=0,1", "train.epochs=2", "tracking=server",
+        f"tracking.uri=http://127.0.0.1:{_free_port()}", "-m", cwd=tmp_path,
     )
     elapsed = time.perf_counter() - t0
     assert proc.returncode == 1
@@ -378,7 +352,7 @@ def test_parallel_sweep_on_a_postgres_backed_server_arrives_whole_and_secret_fre
     for run in jobs:
         assert run.info.status == "FINISHED", run.info.run_name
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        assert run.data.params["tracking.uri"] == f"http://***@{url[len('http://') :]}"
+        assert run.data.params["tracking.uri"] == f"http://***@{url[len('http://'):]}"
         _assert_complete(client, run)
 
     for run in jobs + parents:  # nothing written to MLflow holds either password
@@ -435,26 +409,15 @@ def test_a_server_lost_mid_sweep_fails_the_affected_runs_and_a_rerun_resumes(
     secret = secrets.token_hex(8)
     experiment = "server_drop"
     args = [  # 3 short jobs, then 3 of some seconds each (batch size 1) flushing every 0.2 s
-        "backend=numpy",
-        "train.epochs=2,40",
-        "seed=0,1,2",
-        "train.batch_size=1",
-        "tracking=server",
-        "tracking.flush_every_s=0.2",
-        f"tracking.experiment={experiment}",
-        "-m",
+        "backend=numpy", "train.epochs=2,40", "seed=0,1,2", "train.batch_size=1",
+        "tracking=server", "tracking.flush_every_s=0.2", f"tracking.experiment={experiment}", "-m",
     ]
     # the URI from the environment, as the README recommends: Hydra never sees the credentials
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["MLFLOW_TRACKING_URI"] = _with_credentials(url, "harness", secret)
     sweep = subprocess.Popen(
-        [sys.executable, "-m", "harness", *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+        [sys.executable, "-m", "harness", *args], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:
         client = MlflowClient(url)
@@ -498,12 +461,7 @@ def test_a_server_lost_mid_sweep_fails_the_affected_runs_and_a_rerun_resumes(
     env["MLFLOW_TRACKING_URI"] = _with_credentials(url, "harness", secret)
     rerun = subprocess.run(
         [sys.executable, "-m", "harness", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     assert f"{len(finished_first)} of 6 jobs already have a FINISHED run" in rerun.stderr

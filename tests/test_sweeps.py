@@ -139,13 +139,8 @@ def test_runs_are_deterministic_and_do_not_leak_between_jobs(tmp_path):
 
 def test_a_diverging_run_stops_early_failed_and_never_logs_nan(store):
     spec = make_spec(
-        "data=diabetes",
-        "optimizer=gd",
-        "optimizer.lr=50",
-        "model.hidden_activation=relu",
-        "train.epochs=30",
-        f"tracking.uri={store}",
-        "tracking.experiment=nan",
+        "data=diabetes", "optimizer=gd", "optimizer.lr=50", "model.hidden_activation=relu",
+        "train.epochs=30", f"tracking.uri={store}", "tracking.experiment=nan",
     )
     with pytest.raises(RunFailed, match="non-finite"):
         run(spec, log=lambda *a, **k: None)
@@ -165,13 +160,8 @@ def test_a_diverging_run_stops_early_failed_and_never_logs_nan(store):
 def test_an_invalid_job_stops_the_sweep_before_anything_is_written(tmp_path):
     store = tmp_path / "store.db"
     proc = cli(
-        "data=digits,digit_pairs",
-        "model.output_activation=softmax",
-        "train.epochs=1",
-        f"tracking.uri=sqlite:///{store}",
-        "-m",
-        cwd=tmp_path,
-        timeout=120,
+        "data=digits,digit_pairs", "model.output_activation=softmax", "train.epochs=1",
+        f"tracking.uri=sqlite:///{store}", "-m", cwd=tmp_path, timeout=120,
     )
     assert proc.returncode == 2
     assert "1 of 2 jobs are invalid; nothing was run" in proc.stderr
@@ -223,11 +213,7 @@ def _start_sweep(
             *args,
             "-m",
         ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )
 
@@ -282,15 +268,8 @@ def test_runs_left_running_by_a_killed_sweep_are_marked_killed_by_the_next(tmp_p
     _, jobs = _runs(store, "reap")
     assert [r.info.status for r in jobs] == ["RUNNING"]
 
-    nxt = cli(
-        "backend=lightning",
-        "seed=0",
-        "train.epochs=2",
-        "tracking.experiment=reap",
-        f"tracking.uri={store}",
-        "-m",
-        cwd=tmp_path,
-    )
+    nxt = cli("backend=lightning", "seed=0", "train.epochs=2", "tracking.experiment=reap",
+              f"tracking.uri={store}", "-m", cwd=tmp_path)
     assert nxt.returncode == 0, nxt.stderr[-3000:]
     assert "left RUNNING by a dead process" in nxt.stderr
     _, jobs = _runs(store, "reap")

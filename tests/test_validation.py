@@ -191,14 +191,8 @@ def test_cli_refuses_before_training_and_writes_nothing(tmp_path):
     assert "softmax output on a multilabel task" in single.stderr
     assert "model.output_activation=sigmoid" in single.stderr
     sweep = cli(
-        "data=digits",
-        "model.output_activation=softmax",
-        "model.from_logits=true",
-        "backend=keras,lightning",
-        store,
-        "-m",
-        cwd=tmp_path,
-        timeout=120,
+        "data=digits", "model.output_activation=softmax", "model.from_logits=true",
+        "backend=keras,lightning", store, "-m", cwd=tmp_path, timeout=120,
     )
     assert sweep.returncode != 0
     assert "applies the softmax twice" in sweep.stderr

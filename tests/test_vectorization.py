@@ -54,12 +54,8 @@ def test_time_call_repeats_until_the_budget_and_returns_the_median():
 
 def test_a_vectorization_run_trains_nothing_and_logs_its_timings(store):
     spec = make_spec(
-        "backend=numpy",
-        "mode=vectorization",
-        "model.hidden=[64,64]",
-        "train.batch_size=32",
-        f"tracking.uri={store}",
-        "tracking.experiment=vec_test",
+        "backend=numpy", "mode=vectorization", "model.hidden=[64,64]", "train.batch_size=32",
+        f"tracking.uri={store}", "tracking.experiment=vec_test",
     )
     result = run(spec, log=lambda *a, **k: None)
     assert result.run_name == "vectorization-matmul-w64x64-s0"

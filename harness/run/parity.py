@@ -269,11 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=100)
     args = parser.parse_args(argv)
 
-    print(
-        "| dtype | task-head-optimizer-batch | "
-        + " | ".join(f"{b} loss rel / param abs" for b in args.backends)
-        + " | tolerance |"
-    )
+    print("| dtype | task-head-optimizer-batch | " + " | ".join(
+        f"{b} loss rel / param abs" for b in args.backends) + " | tolerance |")
     print("|---|---|" + "---|" * len(args.backends) + "---|")
     failed = 0
     t0 = time.perf_counter()

@@ -113,12 +113,8 @@ def run(
         spec.model, data.n_features, data.n_outputs, data.image_shape, spec.seed
     )
     inputs = TrainInputs(
-        config=spec,
-        data=data,
-        weights=weights,
-        output_activation=out_act,
-        record_weights=parity.wanted(spec),
-        keep_model=spec.tracking.log_model,
+        config=spec, data=data, weights=weights, output_activation=out_act,
+        record_weights=parity.wanted(spec), keep_model=spec.tracking.log_model,
     )
     name = run_name(spec, data.task, out_act)
     chash = config_hash(spec)
