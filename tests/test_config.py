@@ -32,10 +32,7 @@ def test_user_facing_keys_override():
 @pytest.mark.parametrize(
     "override",
     [
-        "train.epoch=3",
-        "+train.epoch=3",
-        "train.epochs=abc",
-        "model.hidden_activation=tanh",
+        "train.epoch=3", "+train.epoch=3", "train.epochs=abc", "model.hidden_activation=tanh",
         "seed=zero",
     ],
 )

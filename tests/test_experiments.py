@@ -24,12 +24,7 @@ TUNED = {
 }
 # the lesson's questions (issue 3): each crosses both backends with 3+ seeds
 LESSON = [
-    "course_binary",
-    "activations",
-    "softmax_vs_logits",
-    "optimizers",
-    "tasks",
-    "roasting",
+    "course_binary", "activations", "softmax_vs_logits", "optimizers", "tasks", "roasting",
     "course",
 ]
 TASK_METRICS = {

@@ -113,9 +113,8 @@ def test_the_worker_gets_the_leased_gpu_and_the_run_records_it(tmp_path, monkeyp
     try:
         placed = [pool.run(Job(spec, [], None, gpu=g)) for g in ("1", "0")]
         assert [o.status for o in placed] == ["FINISHED"] * 2, [o.error for o in placed]
-        assert (
-            len([k for k in pool.workers if k[0] == "numpy"]) == 1
-        )  # the idle GPU-1 worker was stopped
+        # the idle GPU-1 worker was stopped
+        assert len([k for k in pool.workers if k[0] == "numpy"]) == 1
     finally:
         pool.close()
     client = MlflowClient(tracking_uri=store)

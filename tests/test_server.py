@@ -107,9 +107,8 @@ def postgres():
     if why:
         pytest.skip(why)
     bin_dir = _pg_bin()
-    root = Path(
-        tempfile.mkdtemp(prefix="harness-pg-")
-    )  # not under pytest's 0700 folder: postgres must enter it
+    # not under pytest's 0700 folder: postgres must enter it
+    root = Path(tempfile.mkdtemp(prefix="harness-pg-"))
     as_postgres: list[str] = []
     if os.geteuid() == 0:
         pg = pwd.getpwnam("postgres")
@@ -129,15 +128,8 @@ def postgres():
     assert init.returncode == 0, init.stderr
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
     start = pg(
-        str(bin_dir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-o",
-        options,
-        "-l",
-        str(root / "log"),
-        "-w",
-        "start",
+        str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"),
+        "-w", "start",
     )
     try:
         assert start.returncode == 0, start.stderr + (root / "log").read_text()
@@ -295,9 +287,8 @@ def test_a_sweep_against_an_unreachable_server_stops_before_any_job(tmp_path):
 
 
 def test_the_server_preset_without_a_uri_names_what_is_missing(tmp_path):
-    proc = cli(
-        "backend=numpy", "seed=0,1", "tracking=server", "-m", cwd=tmp_path
-    )  # cli drops $MLFLOW_TRACKING_URI
+    # cli drops $MLFLOW_TRACKING_URI
+    proc = cli("backend=numpy", "seed=0,1", "tracking=server", "-m", cwd=tmp_path)
     assert proc.returncode != 0
     assert "MLFLOW_TRACKING_URI" in proc.stderr and "tracking.uri" in proc.stderr
 
@@ -322,27 +313,19 @@ def test_parallel_sweep_on_a_postgres_backed_server_arrives_whole_and_secret_fre
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     server = mlflow_server("sweep_ok")
     url = server.start()
-    secret = secrets.token_hex(
-        8
-    )  # credentials in the tracking URI: sent as HTTP basic auth, never stored
+    # credentials in the tracking URI: sent as HTTP basic auth, never stored
+    secret = secrets.token_hex(8)
     experiment = "server_sweep"
     t0 = time.perf_counter()
     proc = cli(
-        "backend=numpy,lightning",
-        "seed=0,1,2,3",
-        f"train.epochs={EPOCHS}",
-        "tracking=server",
+        "backend=numpy,lightning", "seed=0,1,2,3", f"train.epochs={EPOCHS}", "tracking=server",
         f"tracking.uri={_with_credentials(url, 'harness', secret)}",
-        f"tracking.experiment={experiment}",
-        "+launcher=parallel",
-        "-m",
-        cwd=tmp_path,
+        f"tracking.experiment={experiment}", "+launcher=parallel", "-m", cwd=tmp_path,
     )
     sweep_s = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert (
-        "View run" not in proc.stdout
-    )  # MLflow's own "View run at <uri-with-credentials>" lines are off
+    # MLflow's own "View run at <uri-with-credentials>" lines are off
+    assert "View run" not in proc.stdout
 
     client = MlflowClient(url)
     jobs, parents = _jobs_and_parents(client, experiment)
@@ -373,21 +356,9 @@ def test_parallel_sweep_on_a_postgres_backed_server_arrives_whole_and_secret_fre
         )
     out = tmp_path / "reports"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.report",
-            experiment,
-            "--tracking-uri",
-            url,
-            "--out",
-            str(out),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        [sys.executable, "-m", "harness.report", experiment, "--tracking-uri", url,
+         "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary = pd.read_csv(out / experiment / "summary.csv")  # one row per backend, seeds pooled
@@ -424,11 +395,8 @@ def test_a_server_lost_mid_sweep_fails_the_affected_runs_and_a_rerun_resumes(
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and sweep.poll() is None:  # 2 runs done, a third half-way
             exp = client.get_experiment_by_name(experiment)
-            jobs = (
-                client.search_runs([exp.experiment_id], "tags.`harness.role` = 'job'")
-                if exp
-                else []
-            )
+            role = "tags.`harness.role` = 'job'"
+            jobs = client.search_runs([exp.experiment_id], role) if exp else []
             done = [r for r in jobs if r.info.status == "FINISHED"]
             if len(done) >= 2 and [
                 r for r in jobs if r.info.status == "RUNNING" and r.data.metrics
@@ -448,11 +416,8 @@ def test_a_server_lost_mid_sweep_fails_the_affected_runs_and_a_rerun_resumes(
     assert failed and all(
         o["status"] == "FAILED" and "tracking server" in o["error"] for o in failed
     )
-    in_flight = [
-        o
-        for o in failed
-        if re.search(r"lost the MLflow tracking server at \S+ during run", o["error"])
-    ]
+    lost = r"lost the MLflow tracking server at \S+ during run"
+    in_flight = [o for o in failed if re.search(lost, o["error"])]
     assert len(in_flight) == 1, failed  # the run the server went away under; the rest never started
     finished_first = {o["run_name"] for o in outcomes if o["status"] == "FINISHED"}
     assert len(finished_first) >= 2
@@ -470,9 +435,8 @@ def test_a_server_lost_mid_sweep_fails_the_affected_runs_and_a_rerun_resumes(
     jobs, parents = _jobs_and_parents(client, experiment)
     finished = [r for r in jobs if r.info.status == "FINISHED"]
     assert len(finished) == 6 and len({r.data.tags["config_hash"] for r in finished}) == 6
-    assert not [
-        r for r in jobs + parents if r.info.status == "RUNNING"
-    ]  # the next sweep ended them
+    # the next sweep ended them
+    assert not [r for r in jobs + parents if r.info.status == "RUNNING"]
     for run in finished:
         _assert_complete(client, run, epochs=int(run.data.params["train.epochs"]))
     assert not _files_containing(tmp_path, secret)  # not in Hydra's folders either

@@ -109,11 +109,7 @@ def test_runs_are_deterministic_and_do_not_leak_between_jobs(tmp_path):
     common = ["train.epochs=4", "tracking.resume=false"]
     for _ in range(2):
         proc = cli(
-            "backend=keras,lightning",
-            "seed=0,1",
-            *common,
-            f"tracking.uri={mixed}",
-            "-m",
+            "backend=keras,lightning", "seed=0,1", *common, f"tracking.uri={mixed}", "-m",
             cwd=tmp_path,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -152,9 +148,8 @@ def test_a_diverging_run_stops_early_failed_and_never_logs_nan(store):
     history = client.get_metric_history(r.info.run_id, "train/loss")
     assert len(history) < 30  # stopped early
     for key in r.data.metrics:
-        assert all(math.isfinite(m.value) for m in client.get_metric_history(r.info.run_id, key)), (
-            key
-        )
+        history = client.get_metric_history(r.info.run_id, key)
+        assert all(math.isfinite(m.value) for m in history), key
 
 
 def test_an_invalid_job_stops_the_sweep_before_anything_is_written(tmp_path):
@@ -189,10 +184,7 @@ def _wait_for_running_job(
 
 
 def _start_sweep(
-    tmp_path: Path,
-    store: str,
-    experiment: str,
-    *args: str,
+    tmp_path: Path, store: str, experiment: str, *args: str,
     jobs: tuple[str, ...] = ("backend=lightning", "seed=0,1"),
     epochs: int = 400,
 ) -> subprocess.Popen:
@@ -202,15 +194,9 @@ def _start_sweep(
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "harness",
-            *jobs,
-            f"train.epochs={epochs}",
-            "tracking.flush_every_s=0.2",
-            f"tracking.experiment={experiment}",
-            f"tracking.uri={store}",
-            *args,
+            sys.executable, "-m", "harness", *jobs, f"train.epochs={epochs}",
+            "tracking.flush_every_s=0.2", f"tracking.experiment={experiment}",
+            f"tracking.uri={store}", *args,
             "-m",
         ],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -240,10 +226,7 @@ def test_interrupting_a_parallel_sweep_ends_every_running_job_killed(tmp_path):
     # one Keras and one Lightning job: the two slots run them at the same time
     # long enough that neither ends before the other has started (they are killed early)
     proc = _start_sweep(
-        tmp_path,
-        store,
-        "interrupt_parallel",
-        "+launcher=parallel",
+        tmp_path, store, "interrupt_parallel", "+launcher=parallel",
         jobs=("backend=keras,lightning", "seed=0"),
         epochs=20000,
     )
@@ -306,10 +289,8 @@ def test_parallel_slots_import_each_framework_once_where_that_is_enough():
     # a mixed sweep: the second slot takes the other framework, not a second copy of the first
     assert _scheduled(["keras"] * 3 + ["lightning"] * 3, [None, None]) == ["keras", "lightning"]
     # a slot keeps its framework while its jobs remain
-    assert _scheduled(["lightning", "keras", "keras"], ["keras", "lightning"]) == [
-        "keras",
-        "lightning",
-    ]
+    scheduled = _scheduled(["lightning", "keras", "keras"], ["keras", "lightning"])
+    assert scheduled == ["keras", "lightning"]
     # a second worker of one framework (a 4-5 s import) only for enough jobs to pay for it
     assert _scheduled(["keras"] * 2, [None, None]) == ["keras", None]
     assert _scheduled(["keras"] * 4, [None, None]) == ["keras", "keras"]

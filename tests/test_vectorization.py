@@ -78,10 +78,7 @@ def test_a_vectorization_run_trains_nothing_and_logs_its_timings(store):
 def test_the_vectorization_experiment_times_every_backend_through_the_cli(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = cli(
-        "+experiment=vectorization",
-        "model.hidden=[8,8]",
-        f"tracking.uri={store}",
-        "-m",
+        "+experiment=vectorization", "model.hidden=[8,8]", f"tracking.uri={store}", "-m",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -189,9 +189,9 @@ def run(
             "time/total_s": wall,
             "time/first_epoch_s": epoch_times[0],
             "time/steady_epoch_s": sorted(steady)[len(steady) // 2],
-            "throughput/samples_per_s": samples * len(steady) / sum(steady)
-            if sum(steady) > 0
-            else math.nan,
+            "throughput/samples_per_s": (
+                samples * len(steady) / sum(steady) if sum(steady) > 0 else math.nan
+            ),
         }
         if check is not None:
             summary.update(check.summary())
