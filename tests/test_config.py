@@ -31,7 +31,10 @@ def test_user_facing_keys_override():
 
 @pytest.mark.parametrize(
     "override",
-    ["train.epoch=3", "+train.epoch=3", "train.epochs=abc", "model.hidden_activation=tanh", "seed=zero"],
+    [
+        "train.epoch=3", "+train.epoch=3", "train.epochs=abc", "model.hidden_activation=tanh",
+        "seed=zero",
+    ],
 )
 def test_typos_and_wrong_types_fail_at_composition(override):
     with pytest.raises((ConfigCompositionException, ConfigError)):
@@ -52,7 +55,9 @@ def test_tracking_uri_precedence(monkeypatch, tmp_path):
     assert "mlruns" not in default
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///from-env.db")
     assert resolve_uri(make_spec().tracking) == "sqlite:///from-env.db"
-    assert resolve_uri(make_spec("tracking.uri=sqlite:///given.db").tracking) == "sqlite:///given.db"
+    assert (
+        resolve_uri(make_spec("tracking.uri=sqlite:///given.db").tracking) == "sqlite:///given.db"
+    )
 
 
 def test_unknown_backend_fails_at_once_naming_choices(tmp_path):
@@ -70,7 +75,10 @@ def test_credentials_in_a_tracking_uri_are_never_written(store):
     from harness.store import redact, tracked_run
 
     secret_uri = "postgresql://harness:s3cr3t@127.0.0.1:5432/mlflow"
-    assert redact(f"tracking.uri={secret_uri}") == "tracking.uri=postgresql://***@127.0.0.1:5432/mlflow"
+    assert (
+        redact(f"tracking.uri={secret_uri}")
+        == "tracking.uri=postgresql://***@127.0.0.1:5432/mlflow"
+    )
     spec = make_spec(f"tracking.uri={store}", "tracking.experiment=redact")
     with tracked_run(
         spec.tracking, "r", {"hydra_overrides": f"tracking.uri={secret_uri}"},

@@ -25,8 +25,8 @@ from types import SimpleNamespace
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness.tools import dashboard
 from harness.store import PARENT_TAG, ROLE_TAG
+from harness.tools import dashboard
 from tests.conftest import ROOT, cli
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -215,7 +215,9 @@ def test_the_dashboard_shows_the_sweep_with_its_runs_nested_and_charted_per_epoc
         driver = _chromium(tmp_path / "chromium-profile")
         try:
             driver.get(url)
-            page = lambda: driver.find_element(By.TAG_NAME, "body").text
+
+            def page() -> str:
+                return driver.find_element(By.TAG_NAME, "body").text
             parent = sweep.parent.info.run_name
             WebDriverWait(driver, 60).until(lambda _: parent in page())
             # nested: only the sweep's row shows until it is expanded

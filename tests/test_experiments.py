@@ -19,9 +19,14 @@ EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 FAST_E2E = {"tasks"}
 # tuned sweeps (hydra/sweeper=harness_tuned) set the seeds and rates themselves: their CLI
 # runs are tests/test_tuned_sweep.py's
-TUNED = {n for n in EXPERIMENTS if "harness_tuned" in (CONF / "experiment" / f"{n}.yaml").read_text()}
+TUNED = {
+    n for n in EXPERIMENTS if "harness_tuned" in (CONF / "experiment" / f"{n}.yaml").read_text()
+}
 # the lesson's questions (issue 3): each crosses both backends with 3+ seeds
-LESSON = ["course_binary", "activations", "softmax_vs_logits", "optimizers", "tasks", "roasting", "course"]
+LESSON = [
+    "course_binary", "activations", "softmax_vs_logits", "optimizers", "tasks", "roasting",
+    "course",
+]
 TASK_METRICS = {
     "binary": ["accuracy"],
     "multiclass": ["accuracy"],
@@ -82,7 +87,11 @@ def _runs(store: str, name: str) -> list:
 
 @pytest.mark.parametrize(
     "name",
-    [n if n in FAST_E2E else pytest.param(n, marks=pytest.mark.slow) for n in EXPERIMENTS if n not in TUNED],
+    [
+        n if n in FAST_E2E else pytest.param(n, marks=pytest.mark.slow)
+        for n in EXPERIMENTS
+        if n not in TUNED
+    ],
 )
 def test_experiment_runs_end_to_end_through_the_cli(tmp_path, name):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -129,7 +138,9 @@ def test_the_lessons_claims_hold_on_the_default_budgets(tmp_path):
         ("activations", "model.hidden_activation=sigmoid,relu"),
         ("optimizers", "optimizer.lr=0.001,0.01"),
     ):
-        proc = cli(f"+experiment={name}", narrow, f"tracking.uri={store}", "-m", cwd=tmp_path, timeout=1800)
+        proc = cli(
+            f"+experiment={name}", narrow, f"tracking.uri={store}", "-m", cwd=tmp_path, timeout=1800
+        )
         assert proc.returncode == 0, proc.stderr[-4000:]
 
     act = _final_means(store, "activations", ["model.hidden_activation"])["train/loss"]

@@ -67,7 +67,10 @@ def test_a_process_gets_back_the_gpu_it_had_so_its_warm_worker_is_reused(tmp_pat
 
 def test_parallel_slots_each_get_back_their_own_gpu(tmp_path):
     # two slots of one process: each prefers the GPU its warm worker is bound to
-    with gpus.lease(["0", "1", "2"], tmp_path, prefer="2") as a, gpus.lease(["0", "1", "2"], tmp_path, prefer="1") as b:
+    with (
+        gpus.lease(["0", "1", "2"], tmp_path, prefer="2") as a,
+        gpus.lease(["0", "1", "2"], tmp_path, prefer="1") as b,
+    ):
         assert (a, b) == ("2", "1")
     with gpus.lease(["0", "1", "2"], tmp_path, prefer="2") as a:
         with gpus.lease(["0", "1", "2"], tmp_path, prefer="2") as busy:  # taken: another one
@@ -103,12 +106,15 @@ def test_cpu_jobs_and_single_gpu_machines_are_left_alone(monkeypatch):
 def test_the_worker_gets_the_leased_gpu_and_the_run_records_it(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    spec = make_spec("backend=numpy", "train.epochs=1", f"tracking.uri={store}", "tracking.experiment=gpus")
+    spec = make_spec(
+        "backend=numpy", "train.epochs=1", f"tracking.uri={store}", "tracking.experiment=gpus"
+    )
     pool = WorkerPool()
     try:
         placed = [pool.run(Job(spec, [], None, gpu=g)) for g in ("1", "0")]
         assert [o.status for o in placed] == ["FINISHED"] * 2, [o.error for o in placed]
-        assert len([k for k in pool.workers if k[0] == "numpy"]) == 1  # the idle GPU-1 worker was stopped
+        # the idle GPU-1 worker was stopped
+        assert len([k for k in pool.workers if k[0] == "numpy"]) == 1
     finally:
         pool.close()
     client = MlflowClient(tracking_uri=store)

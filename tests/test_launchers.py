@@ -36,9 +36,12 @@ def test_submitit_local_sweep_runs_every_job_nested_complete_and_one_gpu_each(tm
     assert "sweep done: 4 planned, 4 finished" in proc.stderr
 
     sweep_dir = _sweep_dir(tmp_path)
-    assert len(list(sweep_dir.glob(".submitit/*/*_result.pkl"))) == 4  # submitit ran them, not Hydra's basic launcher
-    outcomes = {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/harness_outcome.json")}
-    assert sorted(outcomes) == ["0", "1", "2", "3"]  # one per hydra.job.num, in the shared sweep dir
+    # submitit ran them, not Hydra's basic launcher
+    assert len(list(sweep_dir.glob(".submitit/*/*_result.pkl"))) == 4
+    outcomes = {
+        p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/harness_outcome.json")
+    }
+    assert sorted(outcomes) == ["0", "1", "2", "3"]  # one per hydra.job.num, in the shared dir
     assert {o["status"] for o in outcomes.values()} == {"FINISHED"}
 
     client = MlflowClient(tracking_uri=store)
@@ -62,7 +65,9 @@ def test_submitit_local_sweep_runs_every_job_nested_complete_and_one_gpu_each(tm
         for b in jobs:
             overlap = a.info.start_time < b.info.end_time and b.info.start_time < a.info.end_time
             if a is not b and overlap:
-                assert gpus[a.info.run_id] != gpus[b.info.run_id], "two jobs ran on one GPU at the same time"
+                assert gpus[a.info.run_id] != gpus[b.info.run_id], (
+                    "two jobs ran on one GPU at the same time"
+                )
 
 
 def test_slurm_preset_submits_an_array_with_the_configured_resources(tmp_path):
@@ -83,9 +88,11 @@ def test_slurm_preset_submits_an_array_with_the_configured_resources(tmp_path):
         tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
     store = f"sqlite:///{tmp_path / 'store.db'}"
     proc = cli(
-        "backend=numpy", "seed=0,1,2", "train.epochs=2", f"tracking.uri={store}", "tracking.experiment=slurm",
-        "+launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.array_parallelism=2", "-m",
-        cwd=tmp_path, env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CAPTURE": str(capture)},
+        "backend=numpy", "seed=0,1,2", "train.epochs=2", f"tracking.uri={store}",
+        "tracking.experiment=slurm", "+launcher=slurm", "hydra.launcher.partition=gpu",
+        "hydra.launcher.array_parallelism=2", "-m",
+        cwd=tmp_path,
+        env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CAPTURE": str(capture)},
     )
     assert proc.returncode != 0
     script = capture.read_text()

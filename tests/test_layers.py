@@ -39,14 +39,18 @@ def layer(module: str) -> str:
 def imports(path: Path) -> set[str]:
     """Every module a file imports, at top level or inside a function."""
     found: set[str] = set()
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    package = (
+        module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    )
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + [base]).strip(".")
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + [base]
+                ).strip(".")
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
     return found
@@ -128,7 +132,9 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_cycle():
     # a package __init__ that re-exports its own modules is not a cycle
     edges = {
-        src: {dst for dst in targets if not (dst.startswith(src + ".") or src.startswith(dst + "."))}
+        src: {
+            dst for dst in targets if not (dst.startswith(src + ".") or src.startswith(dst + "."))
+        }
         for src, targets in internal_edges().items()
     }
     assert cycles(edges) == []

@@ -77,4 +77,6 @@ def test_perfect_and_constant_predictions():
     # constant targets: R^2 is 1 for an exact fit and 0 otherwise (scikit-learn's rule)
     flat = np.array([[1.0], [1.0]])
     assert task_metrics(Task.regression, flat, flat)["r2"] == skm.r2_score(flat, flat) == 1.0
-    assert task_metrics(Task.regression, flat, flat + 1)["r2"] == skm.r2_score(flat, flat + 1) == 0.0
+    assert (
+        task_metrics(Task.regression, flat, flat + 1)["r2"] == skm.r2_score(flat, flat + 1) == 0.0
+    )

@@ -42,7 +42,9 @@ def _free_port() -> int:
 
 def _pg_bin() -> Path | None:
     """The newest PostgreSQL server's bin folder (Debian keeps it off PATH)."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: p.parent.parent.name)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: p.parent.parent.name
+    )
     found = [p.parent for p in found if (p.parent / "initdb").exists()]
     if found:
         return found[-1]
@@ -52,7 +54,10 @@ def _pg_bin() -> Path | None:
 
 def _why_no_postgres() -> str | None:
     if _pg_bin() is None:
-        return "PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql (CI does)"
+        return (
+            "PostgreSQL server binaries (initdb, pg_ctl) not installed: "
+            "apt-get install postgresql (CI does)"
+        )
     try:
         import psycopg  # noqa: F401  (the driver SQLAlchemy uses for postgresql+psycopg://)
     except ImportError:
@@ -102,7 +107,8 @@ def postgres():
     if why:
         pytest.skip(why)
     bin_dir = _pg_bin()
-    root = Path(tempfile.mkdtemp(prefix="harness-pg-"))  # not under pytest's 0700 folder: postgres must enter it
+    # not under pytest's 0700 folder: postgres must enter it
+    root = Path(tempfile.mkdtemp(prefix="harness-pg-"))
     as_postgres: list[str] = []
     if os.geteuid() == 0:
         pg = pwd.getpwnam("postgres")
@@ -111,7 +117,9 @@ def postgres():
     data, port, password = root / "data", _free_port(), secrets.token_hex(12)
 
     def pg(*args: str, **kw) -> subprocess.CompletedProcess:
-        return subprocess.run([*as_postgres, *args], capture_output=True, text=True, timeout=120, check=False, **kw)
+        return subprocess.run(
+            [*as_postgres, *args], capture_output=True, text=True, timeout=120, check=False, **kw
+        )
 
     init = pg(
         str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8", "--no-sync",
@@ -119,12 +127,17 @@ def postgres():
     )
     assert init.returncode == 0, init.stderr
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    start = pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
+    start = pg(
+        str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"),
+        "-w", "start",
+    )
     try:
         assert start.returncode == 0, start.stderr + (root / "log").read_text()
         import psycopg
 
-        with psycopg.connect(host=str(root), port=port, user="postgres", dbname="postgres", autocommit=True) as c:
+        with psycopg.connect(
+            host=str(root), port=port, user="postgres", dbname="postgres", autocommit=True
+        ) as c:
             c.execute(f"CREATE USER harness PASSWORD '{password}' CREATEDB")
         server = Postgres(port, password)
         server.admin = {"host": str(root), "port": port, "user": "postgres", "dbname": "postgres"}  # type: ignore[attr-defined]
@@ -168,14 +181,18 @@ class MlflowServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"mlflow server exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+                raise AssertionError(
+                    f"mlflow server exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
             try:
                 if requests.get(self.url + "/health", timeout=2).ok:
                     return self.url
             except requests.RequestException:
                 pass
             time.sleep(0.5)
-        raise AssertionError(f"mlflow server not healthy after {timeout} s:\n{self.log.read_text()[-3000:]}")
+        raise AssertionError(
+            f"mlflow server not healthy after {timeout} s:\n{self.log.read_text()[-3000:]}"
+        )
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -184,12 +201,16 @@ class MlflowServer:
 
 @pytest.fixture
 def mlflow_server(postgres, tmp_path, request):
-    """A factory: a fresh database and an MLflow server on it; every server is stopped after the test."""
+    """A factory: a fresh database and an MLflow server on it; each is stopped after the test."""
     servers: list[MlflowServer] = []
     request.addfinalizer(lambda: [s.stop() for s in servers])
 
     def make(database: str) -> MlflowServer:
-        server = MlflowServer(_create_database(postgres, database), tmp_path / "artifacts", tmp_path / f"{database}.log")
+        server = MlflowServer(
+            _create_database(postgres, database),
+            tmp_path / "artifacts",
+            tmp_path / f"{database}.log",
+        )
         servers.append(server)
         return server
 
@@ -234,10 +255,15 @@ def _files_containing(folder: Path, needle: str) -> list[str]:
 
 
 def test_an_unreachable_server_fails_a_run_in_seconds_before_training(tmp_path):
-    spec = make_spec("tracking=server", f"tracking.uri=http://harness:s3cret-pw@127.0.0.1:{_free_port()}")
+    spec = make_spec(
+        "tracking=server", f"tracking.uri=http://harness:s3cret-pw@127.0.0.1:{_free_port()}"
+    )
     t0 = time.perf_counter()
     unreachable = r"cannot reach the MLflow tracking server at http://\*\*\*@127"
-    with pytest.raises(TrackingUnavailable, match=unreachable) as err, tracked_run(spec.tracking, "r", {}, {}, ""):
+    with (
+        pytest.raises(TrackingUnavailable, match=unreachable) as err,
+        tracked_run(spec.tracking, "r", {}, {}, ""),
+    ):
         raise AssertionError("the run body must not start")
     assert time.perf_counter() - t0 < 10  # not MLflow's ~4 minutes of retries
     assert "s3cret-pw" not in str(err.value)
@@ -251,14 +277,18 @@ def test_a_sweep_against_an_unreachable_server_stops_before_any_job(tmp_path):
     )
     elapsed = time.perf_counter() - t0
     assert proc.returncode == 1
-    assert "cannot start the sweep: TrackingUnavailable: cannot reach the MLflow tracking server" in proc.stderr
+    assert (
+        "cannot start the sweep: TrackingUnavailable: cannot reach the MLflow tracking server"
+        in proc.stderr
+    )
     assert "Connection refused" in proc.stderr
     assert not list(tmp_path.rglob("harness_outcome.json")), "a job ran"
     assert elapsed < 60, f"{elapsed:.0f} s to give up"
 
 
 def test_the_server_preset_without_a_uri_names_what_is_missing(tmp_path):
-    proc = cli("backend=numpy", "seed=0,1", "tracking=server", "-m", cwd=tmp_path)  # cli drops $MLFLOW_TRACKING_URI
+    # cli drops $MLFLOW_TRACKING_URI
+    proc = cli("backend=numpy", "seed=0,1", "tracking=server", "-m", cwd=tmp_path)
     assert proc.returncode != 0
     assert "MLFLOW_TRACKING_URI" in proc.stderr and "tracking.uri" in proc.stderr
 
@@ -283,17 +313,19 @@ def test_parallel_sweep_on_a_postgres_backed_server_arrives_whole_and_secret_fre
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     server = mlflow_server("sweep_ok")
     url = server.start()
-    secret = secrets.token_hex(8)  # credentials in the tracking URI: sent as HTTP basic auth, never stored
+    # credentials in the tracking URI: sent as HTTP basic auth, never stored
+    secret = secrets.token_hex(8)
     experiment = "server_sweep"
     t0 = time.perf_counter()
     proc = cli(
         "backend=numpy,lightning", "seed=0,1,2,3", f"train.epochs={EPOCHS}", "tracking=server",
-        f"tracking.uri={_with_credentials(url, 'harness', secret)}", f"tracking.experiment={experiment}",
-        "+launcher=parallel", "-m", cwd=tmp_path,
+        f"tracking.uri={_with_credentials(url, 'harness', secret)}",
+        f"tracking.experiment={experiment}", "+launcher=parallel", "-m", cwd=tmp_path,
     )
     sweep_s = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "View run" not in proc.stdout  # MLflow's own "View run at <uri-with-credentials>" lines are off
+    # MLflow's own "View run at <uri-with-credentials>" lines are off
+    assert "View run" not in proc.stdout
 
     client = MlflowClient(url)
     jobs, parents = _jobs_and_parents(client, experiment)
@@ -307,17 +339,25 @@ def test_parallel_sweep_on_a_postgres_backed_server_arrives_whole_and_secret_fre
         _assert_complete(client, run)
 
     for run in jobs + parents:  # nothing written to MLflow holds either password
-        written = [*run.data.params.values(), *run.data.tags.values(), *_artifact_texts(client, run.info.run_id).values()]
+        written = [
+            *run.data.params.values(),
+            *run.data.tags.values(),
+            *_artifact_texts(client, run.info.run_id).values(),
+        ]
         for text in written:
             assert secret not in text and postgres.password not in text, run.info.run_name
     print(f"\n8-job parallel sweep against the server: {sweep_s:.1f} s")
 
     report = ROOT / "harness" / "report.py"
     if not (report.exists() and "--tracking-uri" in report.read_text()):
-        pytest.skip("harness.report.cli --tracking-uri does not exist yet: the report assertion could not run")
+        pytest.skip(
+            "harness.report.cli --tracking-uri does not exist yet: "
+            "the report assertion could not run"
+        )
     out = tmp_path / "reports"
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.report", experiment, "--tracking-uri", url, "--out", str(out)],
+        [sys.executable, "-m", "harness.report", experiment, "--tracking-uri", url,
+         "--out", str(out)],
         cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -332,7 +372,9 @@ def test_parallel_sweep_on_a_postgres_backed_server_arrives_whole_and_secret_fre
 @pytest.mark.server
 @pytest.mark.slow
 @needs_postgres
-def test_a_server_lost_mid_sweep_fails_the_affected_runs_and_a_rerun_resumes(mlflow_server, tmp_path):
+def test_a_server_lost_mid_sweep_fails_the_affected_runs_and_a_rerun_resumes(
+    mlflow_server, tmp_path
+):
     server = mlflow_server("sweep_drop")
     url = server.start()
     secret = secrets.token_hex(8)
@@ -353,9 +395,12 @@ def test_a_server_lost_mid_sweep_fails_the_affected_runs_and_a_rerun_resumes(mlf
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and sweep.poll() is None:  # 2 runs done, a third half-way
             exp = client.get_experiment_by_name(experiment)
-            jobs = client.search_runs([exp.experiment_id], "tags.`harness.role` = 'job'") if exp else []
+            role = "tags.`harness.role` = 'job'"
+            jobs = client.search_runs([exp.experiment_id], role) if exp else []
             done = [r for r in jobs if r.info.status == "FINISHED"]
-            if len(done) >= 2 and [r for r in jobs if r.info.status == "RUNNING" and r.data.metrics]:
+            if len(done) >= 2 and [
+                r for r in jobs if r.info.status == "RUNNING" and r.data.metrics
+            ]:
                 break
             time.sleep(0.2)
         server.stop()  # the server goes away mid-run, mid-sweep
@@ -368,8 +413,11 @@ def test_a_server_lost_mid_sweep_fails_the_affected_runs_and_a_rerun_resumes(mlf
     outcomes = [json.loads(p.read_text()) for p in tmp_path.rglob("harness_outcome.json")]
     assert len(outcomes) == 6  # every job says how it ended: none lost silently
     failed = [o for o in outcomes if o["status"] != "FINISHED"]
-    assert failed and all(o["status"] == "FAILED" and "tracking server" in o["error"] for o in failed)
-    in_flight = [o for o in failed if re.search(r"lost the MLflow tracking server at \S+ during run", o["error"])]
+    assert failed and all(
+        o["status"] == "FAILED" and "tracking server" in o["error"] for o in failed
+    )
+    lost = r"lost the MLflow tracking server at \S+ during run"
+    in_flight = [o for o in failed if re.search(lost, o["error"])]
     assert len(in_flight) == 1, failed  # the run the server went away under; the rest never started
     finished_first = {o["run_name"] for o in outcomes if o["status"] == "FINISHED"}
     assert len(finished_first) >= 2
@@ -387,7 +435,8 @@ def test_a_server_lost_mid_sweep_fails_the_affected_runs_and_a_rerun_resumes(mlf
     jobs, parents = _jobs_and_parents(client, experiment)
     finished = [r for r in jobs if r.info.status == "FINISHED"]
     assert len(finished) == 6 and len({r.data.tags["config_hash"] for r in finished}) == 6
-    assert not [r for r in jobs + parents if r.info.status == "RUNNING"]  # the next sweep ended them
+    # the next sweep ended them
+    assert not [r for r in jobs + parents if r.info.status == "RUNNING"]
     for run in finished:
         _assert_complete(client, run, epochs=int(run.data.params["train.epochs"]))
     assert not _files_containing(tmp_path, secret)  # not in Hydra's folders either

@@ -29,7 +29,10 @@ def _runs(store: str, experiment: str, role: str = "job"):
 
 
 def _history(client, run, key="train/loss") -> list[float]:
-    return [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
+    return [
+        m.value
+        for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+    ]
 
 
 def test_parallel_sweep_survives_a_raise_and_a_sigkill_then_resumes(tmp_path):
@@ -62,7 +65,9 @@ def test_parallel_sweep_survives_a_raise_and_a_sigkill_then_resumes(tmp_path):
     assert "RUNNING" not in by_status
     failed = next(r for r in runs if r.info.run_name == "keras-sigmoid-probs-adam-s5")
     assert "fault injected" in failed.data.tags["error"]
-    assert "error/traceback.txt" in [a.path for a in client.list_artifacts(failed.info.run_id, "error")]
+    assert "error/traceback.txt" in [
+        a.path for a in client.list_artifacts(failed.info.run_id, "error")
+    ]
     for r in by_status["FINISHED"]:
         assert len(_history(client, r)) == epochs  # complete histories, nothing lost
     _, parents = _runs(store, "survive", role="sweep")
@@ -103,9 +108,14 @@ def test_runs_are_deterministic_and_do_not_leak_between_jobs(tmp_path):
     alone = f"sqlite:///{tmp_path / 'alone.db'}"
     common = ["train.epochs=4", "tracking.resume=false"]
     for _ in range(2):
-        proc = cli("backend=keras,lightning", "seed=0,1", *common, f"tracking.uri={mixed}", "-m", cwd=tmp_path)
+        proc = cli(
+            "backend=keras,lightning", "seed=0,1", *common, f"tracking.uri={mixed}", "-m",
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = cli("backend=lightning,keras", "seed=1", *common, f"tracking.uri={alone}", "-m", cwd=tmp_path)
+    proc = cli(
+        "backend=lightning,keras", "seed=1", *common, f"tracking.uri={alone}", "-m", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     client_m, runs_m = _runs(mixed, "harness")
@@ -138,7 +148,8 @@ def test_a_diverging_run_stops_early_failed_and_never_logs_nan(store):
     history = client.get_metric_history(r.info.run_id, "train/loss")
     assert len(history) < 30  # stopped early
     for key in r.data.metrics:
-        assert all(math.isfinite(m.value) for m in client.get_metric_history(r.info.run_id, key)), key
+        history = client.get_metric_history(r.info.run_id, key)
+        assert all(math.isfinite(m.value) for m in history), key
 
 
 def test_an_invalid_job_stops_the_sweep_before_anything_is_written(tmp_path):
@@ -162,7 +173,9 @@ def _wait_for_running_job(
         try:
             client, runs = _runs(store, experiment)
             running = [r for r in runs if r.info.status == "RUNNING"]
-            if len(running) >= jobs and all(client.get_metric_history(r.info.run_id, "train/loss") for r in running):
+            if len(running) >= jobs and all(
+                client.get_metric_history(r.info.run_id, "train/loss") for r in running
+            ):
                 return
         except Exception:  # store or experiment not created yet
             pass
@@ -171,7 +184,8 @@ def _wait_for_running_job(
 
 
 def _start_sweep(
-    tmp_path: Path, store: str, experiment: str, *args: str, jobs: tuple[str, ...] = ("backend=lightning", "seed=0,1"),
+    tmp_path: Path, store: str, experiment: str, *args: str,
+    jobs: tuple[str, ...] = ("backend=lightning", "seed=0,1"),
     epochs: int = 400,
 ) -> subprocess.Popen:
     # the test polls the store while the sweep runs: create its schema first, as the sweep
@@ -181,7 +195,8 @@ def _start_sweep(
     return subprocess.Popen(
         [
             sys.executable, "-m", "harness", *jobs, f"train.epochs={epochs}",
-            "tracking.flush_every_s=0.2", f"tracking.experiment={experiment}", f"tracking.uri={store}", *args,
+            "tracking.flush_every_s=0.2", f"tracking.experiment={experiment}",
+            f"tracking.uri={store}", *args,
             "-m",
         ],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -211,7 +226,8 @@ def test_interrupting_a_parallel_sweep_ends_every_running_job_killed(tmp_path):
     # one Keras and one Lightning job: the two slots run them at the same time
     # long enough that neither ends before the other has started (they are killed early)
     proc = _start_sweep(
-        tmp_path, store, "interrupt_parallel", "+launcher=parallel", jobs=("backend=keras,lightning", "seed=0"),
+        tmp_path, store, "interrupt_parallel", "+launcher=parallel",
+        jobs=("backend=keras,lightning", "seed=0"),
         epochs=20000,
     )
     _wait_for_running_job(store, "interrupt_parallel", proc, jobs=2)
@@ -273,7 +289,8 @@ def test_parallel_slots_import_each_framework_once_where_that_is_enough():
     # a mixed sweep: the second slot takes the other framework, not a second copy of the first
     assert _scheduled(["keras"] * 3 + ["lightning"] * 3, [None, None]) == ["keras", "lightning"]
     # a slot keeps its framework while its jobs remain
-    assert _scheduled(["lightning", "keras", "keras"], ["keras", "lightning"]) == ["keras", "lightning"]
+    scheduled = _scheduled(["lightning", "keras", "keras"], ["keras", "lightning"])
+    assert scheduled == ["keras", "lightning"]
     # a second worker of one framework (a 4-5 s import) only for enough jobs to pay for it
     assert _scheduled(["keras"] * 2, [None, None]) == ["keras", None]
     assert _scheduled(["keras"] * 4, [None, None]) == ["keras", "keras"]

@@ -61,7 +61,10 @@ CASES = {
     ),
     "relu output with from_logits=true (classification)": (
         ["data=digits_binary", "model.output_activation=relu", "model.from_logits=true"],
-        ["relu output clips the logits at 0", "model.output_activation=linear with from_logits=true"],
+        [
+            "relu output clips the logits at 0",
+            "model.output_activation=linear with from_logits=true",
+        ],
     ),
     "classification loss (from_logits) on regression": (
         ["data=diabetes", "model.from_logits=true"],
@@ -139,7 +142,9 @@ def test_user_file_missing_or_malformed(tmp_path):
     )
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"\x00garbage")
-    assert "not a readable .npz" in _refused(tmp_path, "data=file", f"data.path={bad}", "data.task=binary")
+    assert "not a readable .npz" in _refused(
+        tmp_path, "data=file", f"data.path={bad}", "data.task=binary"
+    )
     assert "needs data.path=" in _refused(tmp_path, "data=file", "data.task=binary")
     assert "needs data.task=" in _refused(tmp_path, "data=file", f"data.path={bad}")
 
@@ -179,7 +184,9 @@ def test_cli_refuses_before_training_and_writes_nothing(tmp_path):
     """The issue's two headline refusals, as a user meets them: one run, then a sweep."""
     db = tmp_path / "store.db"
     store = f"tracking.uri=sqlite:///{db}"
-    single = cli("data=digit_pairs", "model.output_activation=softmax", store, cwd=tmp_path, timeout=120)
+    single = cli(
+        "data=digit_pairs", "model.output_activation=softmax", store, cwd=tmp_path, timeout=120
+    )
     assert single.returncode != 0
     assert "softmax output on a multilabel task" in single.stderr
     assert "model.output_activation=sigmoid" in single.stderr

@@ -40,7 +40,9 @@ def test_the_loop_matches_the_vectorised_forward_pass(hidden, out):
     weights = [(rng.normal(size=(i, o)), rng.normal(size=o)) for i, o in itertools.pairwise(sizes)]
     x = rng.normal(size=(4, 6))
     expected = MLP([list(p) for p in weights], hidden, out).forward(x).output
-    np.testing.assert_allclose(loop_forward(x, weights, [hidden, hidden, out]), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        loop_forward(x, weights, [hidden, hidden, out]), expected, rtol=1e-12
+    )
 
 
 def test_time_call_repeats_until_the_budget_and_returns_the_median():
@@ -76,12 +78,14 @@ def test_a_vectorization_run_trains_nothing_and_logs_its_timings(store):
 def test_the_vectorization_experiment_times_every_backend_through_the_cli(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = cli(
-        "+experiment=vectorization", "model.hidden=[8,8]", f"tracking.uri={store}", "-m", cwd=tmp_path
+        "+experiment=vectorization", "model.hidden=[8,8]", f"tracking.uri={store}", "-m",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     client = MlflowClient(tracking_uri=store)
     runs = [
-        r for r in client.search_runs([client.get_experiment_by_name("vectorization").experiment_id])
+        r
+        for r in client.search_runs([client.get_experiment_by_name("vectorization").experiment_id])
         if r.data.tags.get("mode") == "vectorization"
     ]
     assert {r.data.tags["implementation"] for r in runs} == {"matmul", "keras", "lightning"}

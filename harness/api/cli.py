@@ -45,7 +45,7 @@ class Progress:
 
     def line(self, line: str) -> None:
         # harness's own lines only: a framework's banners stay in the output, not on screen
-        if line.startswith(PREFIX) or line.startswith("[harness."):
+        if line.startswith((PREFIX, "[harness.")):
             self.show(line.split("] ", 1)[-1].rstrip())
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional, get_type_hints
+from typing import Any, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 
@@ -64,10 +64,10 @@ class BackendConfig:
 class DataConfig:
     name: str = "digits_binary"
     # None: the dataset's own task (a user file must say which task it holds)
-    task: Optional[Task] = None
+    task: Task | None = None
     val_fraction: float = 0.2
     # user datasets: a .csv or .npz file (format in the README)
-    path: Optional[str] = None
+    path: str | None = None
     # multiplies the inputs after scaling; >1 gives large logits (numerics stress test)
     input_scale: float = 1.0
     # train on this fraction of the training split (stratified, from the seed); validation
@@ -75,13 +75,13 @@ class DataConfig:
     train_fraction: float = 1.0
     # a user file's images: [height, width] or [height, width, channels], pixels stored
     # row by row (channels last); needed by model=conv. Bundled images know their shape.
-    image_shape: Optional[list[int]] = None
+    image_shape: list[int] | None = None
     # data=blobs (scikit-learn make_blobs): points, centres, spread and generator seed;
     # null: the lab's values (2000, [[-5, 2], [-2, -2], [1, 2], [5, -2]], 1.0, 30)
-    n_samples: Optional[int] = None
-    centers: Optional[list[list[float]]] = None
-    cluster_std: Optional[float] = None
-    random_state: Optional[int] = None
+    n_samples: int | None = None
+    centers: list[list[float]] | None = None
+    cluster_std: float | None = None
+    random_state: int | None = None
 
 
 @dataclass
@@ -89,7 +89,7 @@ class ModelConfig:
     hidden: list[int] = field(default_factory=lambda: [25, 15])
     hidden_activation: Activation = Activation.sigmoid
     # None: sigmoid for binary/multilabel, softmax for multiclass, linear for regression
-    output_activation: Optional[Activation] = None
+    output_activation: Activation | None = None
     # as in Keras: the loss receives logits (a linear output) instead of probabilities
     from_logits: bool = False
     init: InitScheme = InitScheme.glorot_uniform
@@ -115,7 +115,7 @@ class OptimizerConfig:
 class TrainConfig:
     epochs: int = 100
     # None: full batch (one step per epoch)
-    batch_size: Optional[int] = 32
+    batch_size: int | None = 32
     device: Device = Device.cpu
     dtype: DType = DType.float32
     # probabilities are clipped to [eps, 1 - eps] in cross-entropy (Keras' rule, both backends)
@@ -123,7 +123,7 @@ class TrainConfig:
     # TensorFloat-32 matmuls on GPUs that have them; off keeps float32 exact
     allow_tf32: bool = False
     # intra-op threads; None: Keras all cores (its share in parallel sweeps), torch 1
-    threads: Optional[int] = None
+    threads: int | None = None
     # also train the NumPy reference in-process and log parity/* against it (harness.run.parity)
     parity: bool = False
 
@@ -131,7 +131,7 @@ class TrainConfig:
 @dataclass
 class TrackingConfig:
     # None: $MLFLOW_TRACKING_URI if set, else sqlite under results/
-    uri: Optional[str] = None
+    uri: str | None = None
     # the MLflow experiment of runs without +experiment=NAME (not MLflow's own "Default")
     experiment: str = "harness"
     enabled: bool = True
@@ -220,7 +220,8 @@ def to_spec(cfg: Any) -> Config:
     except InterpolationResolutionError as exc:  # e.g. tracking=server without its URI
         msg = str(exc).split("\n")[0]
         if "MLFLOW_TRACKING_URI" in msg:
-            msg = "tracking=server needs the server: tracking.uri=http://HOST:PORT or MLFLOW_TRACKING_URI"
+            uri = "tracking.uri=http://HOST:PORT or MLFLOW_TRACKING_URI"
+            msg = f"tracking=server needs the server: {uri}"
         raise ConfigError(msg) from None
 
 
@@ -281,7 +282,8 @@ def _check_ranges(spec: Config) -> None:
             "decay rates must be in [0, 1) (defaults 0.9 and 0.999)."
         )
     if opt.epsilon <= 0:
-        raise ConfigError(f"optimizer.epsilon={opt.epsilon}: must be positive (Keras' default 1e-7).")
+        default = "Keras' default 1e-7"
+        raise ConfigError(f"optimizer.epsilon={opt.epsilon}: must be positive ({default}).")
     if not 0.0 <= spec.train.prob_clip_eps < 0.5:
         raise ConfigError(
             f"train.prob_clip_eps={spec.train.prob_clip_eps}: must be in [0, 0.5) "

@@ -261,8 +261,8 @@ def label(cfg: DataConfig) -> str:
     return cfg.name
 
 
-# (source digest, task, val_fraction, train_fraction, seed) -> Dataset.digest: the config hash asks for the
-# digest of data the plan has just loaded, without loading it again
+# (source digest, task, val_fraction, train_fraction, seed) -> Dataset.digest: the config hash
+# asks for the digest of data the plan has just loaded, without loading it again
 _DIGESTS: dict[tuple, str] = {}
 
 

@@ -50,5 +50,7 @@ def epoch_numerics(inputs: TrainInputs, record: EpochRecord) -> dict[str, float]
         exact = exact_loss(inputs.task, inputs.data.y_val, record.val_logits)
     return {
         "numerics/loss_abs_error": abs(record.val_loss - exact),
-        "numerics/clipped_fraction": clipped_fraction(record.val_pred, inputs.config.train.prob_clip_eps),
+        "numerics/clipped_fraction": clipped_fraction(
+            record.val_pred, inputs.config.train.prob_clip_eps
+        ),
     }

@@ -61,7 +61,7 @@ def rel_diff(value: float, ref: float) -> float:
 def param_diff(weights: Weights, ref: Weights) -> float:
     """Largest |w - w_ref| over every kernel and bias entry."""
     worst = 0.0
-    for (kernel, bias), (ref_kernel, ref_bias) in zip(weights, ref):
+    for (kernel, bias), (ref_kernel, ref_bias) in zip(weights, ref, strict=True):
         for a, b in ((kernel, ref_kernel), (bias, ref_bias)):
             d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
             worst = max(worst, float(d.max()) if np.all(np.isfinite(d)) else math.inf)
@@ -246,12 +246,18 @@ def matrix_specs(dtype: str, epochs: int) -> list[tuple[str, Task, Config]]:
                     spec = Config()
                     spec.data.name, spec.data.task = data_name, task
                     spec.model.from_logits = from_logits
-                    spec.optimizer = OptimizerConfig(name=opt, lr=0.1 if opt is OptimizerName.gd else 1e-3)
+                    lr = 0.1 if opt is OptimizerName.gd else 1e-3
+                    spec.optimizer = OptimizerConfig(name=opt, lr=lr)
                     spec.train.batch_size, spec.train.epochs = batch, epochs
                     spec.train.dtype, spec.train.threads, spec.train.parity = DType(dtype), 1, True
                     spec.tracking.enabled = False
-                    head = "logits" if from_logits else ("probs" if task is not Task.regression else "linear")
-                    label = f"{task.value}-{head}-{opt.value}-{'full' if batch is None else f'mb{batch}'}"
+                    head = (
+                        "logits"
+                        if from_logits
+                        else ("probs" if task is not Task.regression else "linear")
+                    )
+                    size = "full" if batch is None else f"mb{batch}"
+                    label = f"{task.value}-{head}-{opt.value}-{size}"
                     out.append((label, task, spec))
     return out
 
@@ -276,9 +282,14 @@ def main(argv: list[str] | None = None) -> int:
                 check = measure(spec, data, backend, ref)
                 ref = check.ref
                 failed += not check.passed
-                cells.append(f"{check.worst_loss:.1e} / {check.worst_param:.1e}"
-                             + ("" if check.passed else " FAIL"))
-            print(f"| {dtype} | {label} | " + " | ".join(cells) + f" | {tolerance(spec):g} |", flush=True)
+                cells.append(
+                    f"{check.worst_loss:.1e} / {check.worst_param:.1e}"
+                    + ("" if check.passed else " FAIL")
+                )
+            print(
+                f"| {dtype} | {label} | " + " | ".join(cells) + f" | {tolerance(spec):g} |",
+                flush=True,
+            )
     print(f"\n{failed} failed; {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return 1 if failed else 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from harness.core import config as C
 from harness.core import data as D
@@ -38,7 +38,11 @@ def run_name(spec: C.Config, task: C.Task, out: C.Activation) -> str:
     """
     if C.Mode(spec.mode) is C.Mode.vectorization:
         return vectorization.run_name(spec)
-    head = "logits" if spec.model.from_logits else ("probs" if task is not C.Task.regression else out.value)
+    head = (
+        "logits"
+        if spec.model.from_logits
+        else ("probs" if task is not C.Task.regression else out.value)
+    )
     opt = C.OptimizerName(spec.optimizer.name)
     parts = [spec.backend.name]
     if spec.data.name != "digits_binary":
@@ -64,7 +68,10 @@ def run_name(spec: C.Config, task: C.Task, out: C.Activation) -> str:
 def _epoch_metrics(task: C.Task, data: D.Dataset, record) -> dict[str, float]:
     s = data.target_scale  # regression trained on y / s: report in the data's own units
     metrics = {"train/loss": record.train_loss * s * s, "val/loss": record.val_loss * s * s}
-    for split, y, pred in (("train", data.y_train, record.train_pred), ("val", data.y_val, record.val_pred)):
+    for split, y, pred in (
+        ("train", data.y_train, record.train_pred),
+        ("val", data.y_val, record.val_pred),
+    ):
         if s != 1.0:
             y, pred = y * s, pred * s
         for key, value in task_metrics(task, y, pred).items():
@@ -117,7 +124,11 @@ def run(
 
     t_start = time.perf_counter()
     env = backend.setup(inputs)
-    tags = {"task": data.task.value, "dataset": data.name, **provenance_tags(spec, chash, overrides, env)}
+    tags = {
+        "task": data.task.value,
+        "dataset": data.name,
+        **provenance_tags(spec, chash, overrides, env),
+    }
     tags.update({k: v for k, v in (("stage", spec.stage), ("arm", spec.arm)) if v})
     params = flatten(C.to_plain(spec))
     params["model.output_activation"] = out_act.value  # the resolved head, not null
@@ -178,7 +189,9 @@ def run(
             "time/total_s": wall,
             "time/first_epoch_s": epoch_times[0],
             "time/steady_epoch_s": sorted(steady)[len(steady) // 2],
-            "throughput/samples_per_s": samples * len(steady) / sum(steady) if sum(steady) > 0 else math.nan,
+            "throughput/samples_per_s": (
+                samples * len(steady) / sum(steady) if sum(steady) > 0 else math.nan
+            ),
         }
         if check is not None:
             summary.update(check.summary())
@@ -195,6 +208,8 @@ def run(
     final = {k: v for k, v in last.items() if k != "epoch"}
     final.update(summary)
     result = RunResult(name, chash, final, int(last.get("epoch", 0)), wall)
-    shown = ", ".join(f"{k}={final[k]:.4f}" for k in ("val/loss", "val/accuracy", "val/r2") if k in final)
+    shown = ", ".join(
+        f"{k}={final[k]:.4f}" for k in ("val/loss", "val/accuracy", "val/r2") if k in final
+    )
     log(f"[harness] {name}: {shown} ({result.epochs_run} epochs, {wall:.1f} s)", file=sys.stderr)
     return result

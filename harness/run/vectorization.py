@@ -55,7 +55,7 @@ def dense(a_in: np.ndarray, w: np.ndarray, b: np.ndarray, g: Callable) -> np.nda
 
 def sequential(x: np.ndarray, weights: Weights, acts: list[C.Activation]) -> np.ndarray:
     a = x
-    for (w, b), act in zip(weights, acts):
+    for (w, b), act in zip(weights, acts, strict=True):
         a = dense(a, w, b, _SCALAR[act])
         if act is C.Activation.softmax:
             e = np.exp(a - a.max())
@@ -90,7 +90,8 @@ def time_call(fn: Callable[[], object], min_total_s: float = 0.2, min_repeats: i
 
 def run_name(spec: C.Config) -> str:
     widths = "x".join(str(h) for h in spec.model.hidden)
-    return f"vectorization-{IMPLEMENTATION.get(spec.backend.name, spec.backend.name)}-w{widths}-s{spec.seed}"
+    implementation = IMPLEMENTATION.get(spec.backend.name, spec.backend.name)
+    return f"vectorization-{implementation}-w{widths}-s{spec.seed}"
 
 
 def prepare(spec: C.Config):
@@ -115,7 +116,9 @@ def measure(inputs, x: np.ndarray, backend) -> dict[str, float]:
     spec = inputs.config
     dtype = np.dtype(C.DType(spec.train.dtype).value)
     weights = [(w.astype(dtype), b.astype(dtype)) for w, b in inputs.weights]
-    acts = [C.Activation(spec.model.hidden_activation)] * len(spec.model.hidden) + [inputs.output_activation]
+    acts = [C.Activation(spec.model.hidden_activation)] * len(spec.model.hidden) + [
+        inputs.output_activation
+    ]
     xs = x.astype(dtype)
     loop_out = loop_forward(xs, weights, acts)  # nothing to warm up in a pure-Python loop
     loop_s = time_call(lambda: loop_forward(xs, weights, acts), min_repeats=1, warm_up=False)
@@ -127,7 +130,9 @@ def measure(inputs, x: np.ndarray, backend) -> dict[str, float]:
         "time/forward_ms": 1000 * forward_s,
         "vectorization/speedup_vs_loop": loop_s / forward_s,
         "throughput/samples_per_s": len(x) / forward_s,
-        "vectorization/max_abs_diff_vs_loop": float(np.max(np.abs(out.astype(np.float64) - loop_out))),
+        "vectorization/max_abs_diff_vs_loop": float(
+            np.max(np.abs(out.astype(np.float64) - loop_out))
+        ),
     }
 
 
@@ -152,14 +157,17 @@ def run(
     }
     params = flatten(C.to_plain(spec))
     params["vectorization.batch"] = len(x)
-    with tracked_run(spec.tracking, name, tags, params, to_yaml(spec), parent_run_id, on_started) as tracked:
+    with tracked_run(
+        spec.tracking, name, tags, params, to_yaml(spec), parent_run_id, on_started
+    ) as tracked:
         metrics = measure(inputs, x, backend)
         if tracked is not None:
             tracked.log_metrics(metrics, step=1)
     wall = time.perf_counter() - t_start
     log(
         f"[harness] {name}: forward {metrics['time/forward_ms']:.3f} ms vs loop "
-        f"{metrics['time/loop_forward_ms']:.1f} ms: {metrics['vectorization/speedup_vs_loop']:.0f}x",
+        f"{metrics['time/loop_forward_ms']:.1f} ms: "
+        f"{metrics['vectorization/speedup_vs_loop']:.0f}x",
         file=sys.stderr,
     )
     return RunResult(name, chash, {**metrics, "time/total_s": wall}, 0, wall)

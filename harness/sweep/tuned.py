@@ -106,7 +106,7 @@ class Protocol:
         params = {str(k): str(v) for k, v in (sw.params or {}).items()}
         arguments = [str(a) for a in config.hydra.overrides.task]
         fixed = {*arm_params, sw.lr_key, *RESERVED}
-        clash = sorted({k for k in params} & fixed)
+        clash = sorted(set(params) & fixed)
         clash += sorted({a.split("=", 1)[0].lstrip("+~") for a in arguments} & fixed)
         if clash:
             raise ConfigError(

@@ -140,7 +140,7 @@ def check_criterion(criterion: Criterion, task: Task) -> None:
 
 def _score(values: Iterable[float | None], mode: str) -> float:
     """The mean to minimise: +inf if any run did not finish or gave a non-finite value."""
-    vals = [v for v in values]
+    vals = list(values)
     if not vals or any(v is None or not math.isfinite(v) for v in vals):
         return math.inf
     mean = float(np.mean(vals))
