@@ -68,4 +68,5 @@ def test_the_readme_holds_the_generated_experiments_table(capsys):
     assert experiments.main(["--markdown"]) == 0
     table = capsys.readouterr().out.strip()
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert table in readme, "README's experiments table is stale: python -m harness.experiments --markdown"
+    stale = "README's experiments table is stale: python -m harness.experiments --markdown"
+    assert table in readme, stale
