@@ -77,12 +77,43 @@ def overfitting_jobs(exp: str) -> list[dict]:
     return jobs
 
 
+def lesson_jobs(exp: str) -> list[dict]:
+    """data_size: 2 fractions x dense/conv (conv better at the small one); softmax2_vs_sigmoid:
+    binary vs multiclass heads that train identically."""
+    jobs = []
+    for seed in (0, 1, 2):
+        val = np.linspace(1.0, 0.3, 10)
+        if exp == "data_size":
+            for frac in ("0.1", "1.0"):
+                for model, (filters, hidden, _) in MODELS.items():
+                    params = base_params(exp, seed, "keras") | {
+                        "data.train_fraction": frac, "model.conv_filters": filters,
+                        "model.hidden": hidden,
+                    }
+                    j = job(exp, f"{frac}-{model}-s{seed}", params,
+                            [f"data.train_fraction={frac}", f"model={model}", f"seed={seed}"],
+                            val - 0.1, val)
+                    top = 0.95 if frac == "1.0" or model == "conv" else 0.7
+                    j["curves"]["val/accuracy"] = list(np.linspace(0.3, top + 0.01 * seed, 10))
+                    jobs.append(j)
+        else:
+            for task in ("binary", "multiclass"):
+                params = base_params(exp, seed, "keras") | {"data.task": task}
+                j = job(exp, f"{task}-s{seed}", params, [f"data.task={task}", f"seed={seed}"],
+                        val - 0.1, val + 1e-6 * seed * (task == "binary"))
+                j["task"] = task
+                jobs.append(j)
+    return jobs
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> str:
     uri = f"sqlite:///{tmp_path_factory.mktemp('wired') / 'mlflow.db'}"
     fab = Fab(uri)
     for exp, jobs in (("optimizers_tuned", tuned_jobs("optimizers_tuned")),
-                      ("overfitting", overfitting_jobs("overfitting"))):
+                      ("overfitting", overfitting_jobs("overfitting")),
+                      ("data_size", lesson_jobs("data_size")),
+                      ("softmax2_vs_sigmoid", lesson_jobs("softmax2_vs_sigmoid"))):
         parent = fab.parent(exp, exp, jobs)
         for j in jobs:
             fab.job(exp, parent, j)
@@ -147,3 +178,28 @@ def test_claims_rows_read_the_reports_data(store, tmp_path):
     for exp, start in (("data_size", "A convolutional layer needs less data"),
                        ("softmax2_vs_sigmoid", "Softmax with 2 classes")):
         assert f"no data yet: run `python -m harness.report --reproduce {exp}`" in row(start)
+
+
+def test_data_size_learning_curve_and_a_verdict_per_fraction(store, tmp_path):
+    folder = generate("data_size", store, tmp_path / "out")
+    text = (folder / "report.md").read_text()
+    curve = text[text.index("## Learning curves") :]
+    assert "| backend | model | 0.1 | 1 |" in curve
+    assert "| Keras | model.conv_filters=[] | 0.71 [0.685, 0.735] | 0.96 [" in curve
+    # the smallest fraction reaching 0.9: conv already at 0.1, dense only at the full split
+    assert "| Keras | model.conv_filters=[4] | 0.1 |" in curve
+    assert "| Keras | model.conv_filters=[] | 1 |" in curve
+    verdicts = [r for r in rows(folder / "verdicts.csv") if r["metric"] == "val/accuracy"]
+    by_fraction = {r["condition"]: r["label"] for r in verdicts}
+    assert by_fraction == {"data.train_fraction=0.1": "better",
+                           "data.train_fraction=1.0": "equivalent"}
+
+
+def test_softmax2_equivalence_is_the_answer(store, tmp_path):
+    folder = generate("softmax2_vs_sigmoid", store, tmp_path / "out")
+    text = (folder / "report.md").read_text()
+    answer = text[text.index("## The answer: a 2-unit softmax against a sigmoid output") :]
+    assert "| data.task=multiclass vs binary | — | keras | val/accuracy | **equivalent" in answer
+    labels = {r["metric"]: r["label"] for r in rows(folder / "verdicts.csv")
+              if r["comparison"] == "data.task=multiclass vs binary"}
+    assert labels == {"val/accuracy": "equivalent", "val/loss": "equivalent"}
