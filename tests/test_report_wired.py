@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.report.build import regenerate
 from harness.report.build import generate as _generate
+from harness.report.build import regenerate
 from harness.report.claims import ledger
 from tests.report_fixtures import Fab, base_params
 
-GRID = {"gd": [0.01, 0.1], "adam": [0.001, 0.01]}
-TUNE_LOSS = {("gd", 0.01): 0.8, ("gd", 0.1): 0.5, ("adam", 0.001): 0.3, ("adam", 0.01): 2.0}
+GRID = {"gd": [0.01, 0.1, 1.0], "adam": [0.001, 0.01]}
+TUNE_LOSS = {("gd", 0.01): 0.8, ("gd", 0.1): 0.5, ("gd", 1.0): 0.1,
+             ("adam", 0.001): 0.3, ("adam", 0.01): 2.0}
+FAILED = "tune-gd-1-s101"  # gd at 1.0 fails on one tuning seed: the worst value, not chosen
 EVAL = {"gd": 0.1, "adam": 0.001}  # the rates the tune stage chooses (lowest mean val/loss)
 EVAL_SEEDS, TUNE_SEEDS = [0, 1, 2, 3], [100, 101]
 
@@ -116,7 +118,7 @@ def store(tmp_path_factory) -> str:
                       ("softmax2_vs_sigmoid", lesson_jobs("softmax2_vs_sigmoid"))):
         parent = fab.parent(exp, exp, jobs)
         for j in jobs:
-            fab.job(exp, parent, j)
+            fab.job(exp, parent, j, "FAILED" if j["name"] == FAILED else "FINISHED")
         if exp == "optimizers_tuned":
             for k, v in {"tuned.criterion.metric": "val/loss", "tuned.criterion.mode": "min",
                          "tuned.lr_key": "optimizer.lr", "tuned.equal_settings": "optimizers"

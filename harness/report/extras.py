@@ -84,6 +84,16 @@ def tuned_frame(sweep: Sweep) -> pd.DataFrame:
             "status": "FINISHED", "diverged": r.tags.get("diverged") == "true",
             **r.final,
         })
+    backends = {r.backend for r in sweep.runs}
+    for overrides in sweep.missing_overrides:  # never FINISHED: the worst value of its rate
+        o = dict(x.lstrip("+").split("=", 1) for x in overrides if "=" in x)
+        if lr_key not in o or "stage" not in o:
+            continue
+        rows.append({
+            "run_id": "", "stage": o["stage"], "arm": o.get("arm", ""), "lr": float(o[lr_key]),
+            "backend": o.get("backend") or min(backends), "seed": int(o.get("seed", 0)),
+            "status": "FAILED", "diverged": False,
+        })
     return pd.DataFrame(rows)
 
 
@@ -107,8 +117,9 @@ def _tuned(sweep: Sweep, compare: str | None) -> Prepared:
     ]
     if sweep.missing:
         head += [
-            f"Runs that never FINISHED are not in the store's report data ({len(sweep.missing)}"
-            "); the selection below is recomputed from the FINISHED tuning runs.",
+            f"{len(sweep.missing)} planned run(s) never FINISHED; in the selection below a "
+            "tuning run that failed or diverged counts as the worst value of its rate, as the "
+            "sweeper counted it.",
             "",
         ]
     text = tuned_sections(frame, criterion, sweep.tags.get("tuned.equal_settings"), FIGURE)
