@@ -162,8 +162,10 @@ def test_claims_ledger_from_report_data(store, tmp_path, capsys):
     assert "| better |" in relu and "(activations/report.md#verdicts)" in relu
     adam = next(r for r in rows if r.startswith("| Adam reaches"))
     assert "no data yet" in adam and "--reproduce optimizers" in adam
-    conv = next(r for r in rows if r.startswith("| A convolutional layer"))
-    assert "not testable yet" in conv and "missing: convolutional layers" in conv
+    conv = next(r for r in rows if r.startswith("| A convolutional layer needs less data"))
+    assert "no data yet: run `python -m harness.report --reproduce data_size`" in conv
+    vec = next(r for r in rows if r.startswith("| Vectorised forward propagation"))
+    assert "not testable yet" in vec and "missing: a committed report" in vec
 
 
 def test_from_data_cli_and_its_errors(store, tmp_path, capsys):

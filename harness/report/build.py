@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 
 from harness.report import data
-from harness.report.design import Design, design
+from harness.report.extras import Prepared, prepare
 from harness.report.figures import figure
 from harness.report.load import Sweep, default_uri, load
-from harness.report.questions import Findings, analyse, verdict_table, verdict_tags
+from harness.report.questions import verdict_table, verdict_tags
 from harness.report.sections import markdown
 from harness.report.tables import results_table, timing_table
 
@@ -24,22 +24,23 @@ FILES = [
     "verdicts.csv",
     data.RUNS_CSV,
     data.SWEEP_JSON,
-]
+]  # and a tuned sweep's sensitivity.png (harness.report.tuned.FIGURE)
 
 
-def render(
-    sweep: Sweep, d: Design, report_cmd: str, compare: str | None, found: Findings
-) -> dict[str, bytes]:
-    """Every file of the report, in memory: name -> bytes."""
+def render(sweep: Sweep, p: Prepared, report_cmd: str, compare: str | None) -> dict[str, bytes]:
+    """Every file of the report, in memory: name -> bytes. `sweep` is all the sweep's runs
+    (its data); `p` what the report compares (a tuned sweep's eval stage) and adds."""
+    shown, d = p.sweep, p.design
     return {
-        "report.md": markdown(sweep, d, report_cmd, found).encode(),
-        "loss.png": figure(sweep.runs, d, "loss", sweep.experiment),
-        "accuracy.png": figure(sweep.runs, d, "score", sweep.experiment),
-        "summary.csv": results_table(sweep.runs, d).csv(),
-        "timing.csv": timing_table(sweep.runs, d).csv(),
-        "verdicts.csv": verdict_table(found.all).csv(),
+        "report.md": markdown(shown, d, report_cmd, p.found, p.extra).encode(),
+        "loss.png": figure(shown.runs, d, "loss", sweep.experiment),
+        "accuracy.png": figure(shown.runs, d, "score", sweep.experiment),
+        "summary.csv": results_table(shown.runs, d).csv(),
+        "timing.csv": timing_table(shown.runs, d).csv(),
+        "verdicts.csv": verdict_table(p.all).csv(),
         data.RUNS_CSV: data.runs_csv(sweep),
         data.SWEEP_JSON: data.sweep_json(sweep, report_cmd, compare),
+        **p.files,
     }
 
 
@@ -76,9 +77,8 @@ def generate(
     there (unless attach is False); returns the folder."""
     store = uri or default_uri()
     sweep = load(experiment, store, parent)
-    d = design(sweep, compare)
-    found = analyse(sweep.runs, d)
-    files = render(sweep, d, report_command(experiment, uri, parent, compare), compare, found)
+    p = prepare(sweep, compare)
+    files = render(sweep, p, report_command(experiment, uri, parent, compare), compare)
     folder = write(files, Path(out) / experiment)
     if attach:
         from harness.store import attach_dir
@@ -86,13 +86,12 @@ def generate(
 
         with tempfile.TemporaryDirectory() as tmp:  # exactly these files, not others in folder
             attach_dir(store, sweep.parent_id, write(files, Path(tmp)), "report")
-        log_verdicts(store, sweep.parent_id, *verdict_tags(found.all))
+        log_verdicts(store, sweep.parent_id, *verdict_tags(p.all))
     return folder
 
 
 def regenerate(source: Path, out: Path) -> Path:
     """Write <out>/<experiment>/ from a report folder's data alone (no store)."""
     sweep, report_cmd, compare = data.read(source)
-    d = design(sweep, compare)
-    found = analyse(sweep.runs, d)
-    return write(render(sweep, d, report_cmd, compare, found), Path(out) / sweep.experiment)
+    files = render(sweep, prepare(sweep, compare), report_cmd, compare)
+    return write(files, Path(out) / sweep.experiment)

@@ -7,6 +7,12 @@ figures `loss.png` and `accuracy.png`, `summary.csv` (final metrics, determinist
 `timing.csv` (measured times). The same files are attached to the sweep's parent run under
 `report/`.
 
+A tuned sweep (hydra/sweeper=harness_tuned) gets the same report, its verdicts on the eval
+stage only, plus the tuned sections and `sensitivity.png`; the lesson experiments
+(overfitting, data_size, conv_vs_dense, softmax2_vs_sigmoid) get what their question needs
+(harness.report.extras, .lesson_report). `python -m harness.report.tuned` still writes the
+tuned sections alone (tuned.md) from the store.
+
 The parts: harness.report.load (store -> runs), .design (factors, levels), .analysis
 (comparisons, agreement), .tables (each table one DataFrame, to Markdown and CSV), .answer
 and .sections (the Markdown), .figures, .build (files, attachment), .reproduce (`--reproduce`).

@@ -79,6 +79,8 @@ def sweep_json(sweep: Sweep, report_cmd: str, compare: str | None) -> bytes:
         "report_command": report_cmd,
         "compare": compare,
     }
+    if sweep.missing_overrides:  # a tuned sweep's failed runs (harness.report.extras)
+        meta["missing_overrides"] = sweep.missing_overrides
     return (json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
@@ -151,6 +153,7 @@ def read(path: Path) -> tuple[Sweep, str, str | None]:
         planned=meta["planned"],
         missing=meta["missing"],
         key_order=meta["key_order"],
+        missing_overrides=meta.get("missing_overrides", []),
         **{k: meta[k] for k in SWEEP_FIELDS},
     )
     return sweep, meta["report_command"], meta["compare"]

@@ -90,6 +90,8 @@ class Sweep:
     runs: list[SweepRun]
     missing: list[str]  # planned jobs without a FINISHED run
     planned: int
+    # their overrides, kept for a tuned sweep: a tuning run that failed counts in its selection
+    missing_overrides: list[list[str]] = field(default_factory=list)
 
 
 def default_uri() -> str:
@@ -210,13 +212,14 @@ def load(experiment: str, uri: str, parent_id: str | None = None) -> Sweep:
     latest: dict[str, Any] = {}
     for run in finished:  # newest first: the first run seen per hash is the latest
         latest.setdefault(run.data.tags.get(CONFIG_HASH_TAG, run.info.run_id), run)
-    jobs, missing = [], []
+    jobs, missing, missing_overrides = [], [], []
     if plan is not None:
         planned = plan.get("jobs", [])
         for item in planned:
             run = latest.get(item["config_hash"])
             if run is None:
                 missing.append(item["run_name"])
+                missing_overrides.append(list(item.get("overrides", [])))
             else:
                 jobs.append(_sweep_run(reader, run, item.get("overrides", [])))
         key_order = [
@@ -248,4 +251,5 @@ def load(experiment: str, uri: str, parent_id: str | None = None) -> Sweep:
         runs=jobs,
         missing=missing,
         planned=len(plan["jobs"]) if plan is not None else len(jobs),
+        missing_overrides=missing_overrides if "tuned.criterion.metric" in tags else [],
     )

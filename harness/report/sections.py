@@ -254,8 +254,10 @@ def verdict_section(d: Design, found: Findings) -> list[str]:
     return out + [""]
 
 
-def markdown(sweep: Sweep, d: Design, report_cmd: str, found: Findings) -> str:
-    """report.md."""
+def markdown(
+    sweep: Sweep, d: Design, report_cmd: str, found: Findings, extra: list[str] | None = None
+) -> str:
+    """report.md; `extra` (a tuned or lesson experiment's sections) follows the verdicts."""
     runs = sweep.runs
     question = next(
         (r.params["question"] for r in runs if r.params.get("question")),
@@ -274,6 +276,7 @@ def markdown(sweep: Sweep, d: Design, report_cmd: str, found: Findings) -> str:
         "",
     ]
     lines += verdict_section(d, found)
+    lines += extra or []
     lines += design_section(sweep, d)
     lines += answer_section(runs, d, found)
     lines += curves_and_results_section(runs, d)
@@ -284,7 +287,11 @@ def markdown(sweep: Sweep, d: Design, report_cmd: str, found: Findings) -> str:
     return "\n".join(lines) + "\n"
 
 
-VOLATILE_SECTIONS = ("## Measured times", "## Environment and provenance")
+VOLATILE_SECTIONS = (
+    "## Measured times",
+    "## Environment and provenance",
+    "## Parameters, accuracy and epoch time",  # conv_vs_dense (harness.report.lesson_report)
+)
 
 
 def deterministic_text(md: str) -> str:
