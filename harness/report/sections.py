@@ -6,6 +6,7 @@ from __future__ import annotations
 from harness.report.analysis import threshold
 from harness.report.answer import agreement_sentences, answer_section, parity_sentence
 from harness.report.design import Design, backend_name
+from harness.report.engines import ENGINES_HEADING, engines_section
 from harness.report.load import Sweep, SweepRun
 from harness.report.questions import (
     AGREEMENT_MARGINS,
@@ -274,6 +275,7 @@ def markdown(sweep: Sweep, d: Design, report_cmd: str, found: Findings) -> str:
         "",
     ]
     lines += verdict_section(d, found)
+    lines += engines_section(runs, d, found.agreement)
     lines += design_section(sweep, d)
     lines += answer_section(runs, d, found)
     lines += curves_and_results_section(runs, d)
@@ -284,7 +286,7 @@ def markdown(sweep: Sweep, d: Design, report_cmd: str, found: Findings) -> str:
     return "\n".join(lines) + "\n"
 
 
-VOLATILE_SECTIONS = ("## Measured times", "## Environment and provenance")
+VOLATILE_SECTIONS = ("## Measured times", ENGINES_HEADING, "## Environment and provenance")
 
 
 def deterministic_text(md: str) -> str:
