@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from backends.base import EpochRecord, TrainInputs
-from harness.core.config import BackendConfig, Config, OptimizerName, Task
+from harness.core.config import BackendConfig, Config, Device, OptimizerName, Task
 from harness.core.data import Dataset
 from harness.core.init import Weights
 
@@ -86,7 +86,9 @@ def reference(inputs: TrainInputs) -> Reference:
     """Train the NumPy backend on the same spec, weights and batches (all epochs)."""
     from backends.numpy_backend import NumpyBackend
 
-    config = replace(inputs.config, backend=BackendConfig(name=REFERENCE))
+    # the reference is NumPy, on the CPU, whichever device the checked run trains on
+    train = replace(inputs.config.train, device=Device.cpu)
+    config = replace(inputs.config, backend=BackendConfig(name=REFERENCE), train=train)
     ref_inputs = replace(inputs, config=config, record_weights=True, keep_model=False)
     backend = NumpyBackend()
     backend.setup(ref_inputs)
