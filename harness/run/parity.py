@@ -269,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", nargs="+", default=["float32", "float64"])
     parser.add_argument("--backends", nargs="+", default=["keras", "lightning"])
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--allow-tf32", action="store_true", help="GPU matmuls in TF32")
     args = parser.parse_args(argv)
 
     print("| dtype | task-head-optimizer-batch | " + " | ".join(
@@ -278,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for dtype in args.dtype:
         for label, task, spec in matrix_specs(dtype, args.epochs):
+            spec.train.device, spec.train.allow_tf32 = Device(args.device), args.allow_tf32
             data = small_dataset(task, spec.seed)
             cells, ref = [], None
             for backend in args.backends:
