@@ -51,6 +51,7 @@ def test_engines_report_has_timing_per_backend_and_a_verdict_per_engine_pair(tmp
 
     # the backend is checked for agreement, not a factor
     assert "agreement checked" in md
+    assert "Each backend against Keras and against NumPy, paired by seed" in md
     section = md.split("## Engines side by side", 1)[1].split("\n## ", 1)[0]
     table = [line for line in section.splitlines() if line.startswith("| ")]
     header = table[0]
