@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from backends.base import TrainInputs, quiet_native_stderr, thread_count
-from harness.core.config import Device
+from harness.core.config import ConfigError, Device
 
 
 @dataclass
@@ -80,7 +80,7 @@ class TensorFlowEngine:
             gpus = tf.config.list_physical_devices("GPU")
         want = Device(inputs.config.train.device)
         if want is Device.gpu and not gpus:
-            raise RuntimeError("train.device=gpu, but TensorFlow sees no GPU; use train.device=cpu")
+            raise ConfigError("train.device=gpu, but TensorFlow sees no GPU; use train.device=cpu")
         use_gpu = bool(gpus) and want is not Device.cpu
         if use_gpu:
             for gpu in gpus:
@@ -198,7 +198,7 @@ class JaxEngine:
         want = Device(inputs.config.train.device)
         gpus = [d for d in self.jax.devices() if d.platform == "gpu"]
         if want is Device.gpu and not gpus:
-            raise RuntimeError("train.device=gpu, but JAX sees no GPU; use train.device=cpu")
+            raise ConfigError("train.device=gpu, but JAX sees no GPU; use train.device=cpu")
         use_gpu = bool(gpus) and want is not Device.cpu
         self.device = "gpu:0" if use_gpu else "cpu:0"
         # XLA sizes its CPU thread pool when it starts: train.threads is not applied
@@ -237,12 +237,12 @@ class TorchEngine:
         keras_device = os.environ.get("KERAS_TORCH_DEVICE", "cpu")
         use_gpu = keras_device.startswith("cuda")
         if want is Device.gpu and not (use_gpu and torch.cuda.is_available()):
-            raise RuntimeError(
+            raise ConfigError(
                 "train.device=gpu with backend=keras_torch needs a CUDA GPU and "
                 f"KERAS_TORCH_DEVICE=cuda (found {keras_device!r}); or use train.device=cpu"
             )
         if want is Device.cpu and use_gpu:
-            raise RuntimeError(
+            raise ConfigError(
                 f"train.device=cpu, but KERAS_TORCH_DEVICE={keras_device}; unset it"
             )
         threads = thread_count(inputs.config, cap=1)  # as the Lightning backend does, and why

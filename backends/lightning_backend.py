@@ -28,7 +28,14 @@ from backends.base import (
     thread_count,
 )
 from backends.conv_torch import conv_layers, from_torch, to_torch
-from harness.core.config import Activation, Device, OptimizerName, Task, conv_output_shape
+from harness.core.config import (
+    Activation,
+    ConfigError,
+    Device,
+    OptimizerName,
+    Task,
+    conv_output_shape,
+)
 from harness.core.init import Weights
 
 # The Trainer's banners ("GPU available...", tips) are not the user's business.
@@ -47,7 +54,7 @@ def _configure_process(inputs: TrainInputs) -> dict[str, str]:
     want = Device(inputs.config.train.device)
     has_gpu = torch.cuda.is_available()
     if want is Device.gpu and not has_gpu:
-        raise RuntimeError("train.device=gpu, but torch sees no CUDA GPU; use train.device=cpu")
+        raise ConfigError("train.device=gpu, but torch sees no CUDA GPU; use train.device=cpu")
     use_gpu = has_gpu and want is not Device.cpu
     # torch's intra-op threads gain nothing on 25-unit layers, and OpenMP's spinning made an
     # epoch 10x slower (108 ms -> 1084 ms, digits 0-9) on a busy 2-core machine: default 1

@@ -26,7 +26,7 @@ from backends.base import (
     thread_count,
 )
 from backends.conv_numpy import ConvNet
-from harness.core.config import Activation, Device, OptimizerName, Task
+from harness.core.config import Activation, ConfigError, Device, OptimizerName, Task
 from harness.core.init import Weights
 
 # --- the process: device, threads ----------------------------------------------------------
@@ -35,7 +35,7 @@ from harness.core.init import Weights
 def _configure_process(inputs: TrainInputs) -> dict[str, str]:
     """Threads (BLAS, applied around training), the CPU as the only device."""
     if Device(inputs.config.train.device) is Device.gpu:
-        raise RuntimeError("the numpy backend runs on the CPU only; use train.device=cpu")
+        raise ConfigError("the numpy backend runs on the CPU only; use train.device=cpu")
     threads = thread_count(inputs.config)
     return {"device": "cpu", "threads": str(threads)}
 

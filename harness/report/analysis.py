@@ -197,6 +197,7 @@ class Agreement:
     a_values: list[float] = field(default_factory=list)  # the first backend, per seed
     b_values: list[float] = field(default_factory=list)  # this backend, same seeds
     verdict: Verdict | None = None  # filled in by harness.report.questions
+    reference: str = ""  # the backend it is held against; "": the first backend
 
 
 def agreement(runs: list[SweepRun], d: Design) -> list[Agreement]:

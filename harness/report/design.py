@@ -20,7 +20,7 @@ from harness.report.load import ReportError, Sweep, SweepRun
 # data.digest identifies the split, which follows the seed: a replicate, not a factor
 NOT_FACTORS = ("tracking.", "question", "seed", "backend.name", "report.", "data.digest")
 DERIVED_PREFIX = "data.n_"
-BACKEND_ORDER = ["keras", "lightning", "numpy"]
+BACKEND_ORDER = ["keras", "keras_jax", "keras_torch", "lightning", "numpy"]
 
 
 @dataclass
@@ -157,4 +157,6 @@ def cell(jobs: list[SweepRun], variant: tuple[str, ...], backend: str) -> list[S
 
 
 def backend_name(b: str) -> str:
-    return {"keras": "Keras", "lightning": "Lightning", "numpy": "NumPy"}.get(b, b)
+    names = {"keras": "Keras", "lightning": "Lightning", "numpy": "NumPy"}
+    names |= {"keras_jax": "Keras on JAX", "keras_torch": "Keras on PyTorch"}
+    return names.get(b, b)

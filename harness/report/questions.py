@@ -21,6 +21,7 @@ from harness.report.analysis import (
     stratum_label,
 )
 from harness.report.design import Design, backend_name
+from harness.report.engines import reference_rows
 from harness.report.load import ReportError, SweepRun
 from harness.report.text import Column, Table, num, pval
 from harness.report.verdicts import Margin, Verdict
@@ -142,7 +143,7 @@ def decide_agreement(rows: list[Agreement], d: Design) -> list[Question]:
         verdicts.Comparison(
             a.key,
             backend_name(a.backend),
-            backend_name(b0),
+            backend_name(a.reference or b0),
             a.b_values,
             a.a_values,
             margin=AGREEMENT_MARGINS.get(a.key.rsplit("/", 1)[-1]),
@@ -153,7 +154,8 @@ def decide_agreement(rows: list[Agreement], d: Design) -> list[Question]:
     for a, v in zip(rows, verdicts.decide(family), strict=True):
         a.verdict = v
         label = d.label(a.variant) if d.factors else "—"
-        out.append(Question("backend agreement", label, f"{a.backend} − {b0}", a.key, a.key, v))
+        against = f"{a.backend} − {a.reference or b0}"
+        out.append(Question("backend agreement", label, against, a.key, a.key, v))
     return out
 
 
@@ -291,6 +293,7 @@ class Findings:
 def analyse(runs: list[SweepRun], d: Design) -> Findings:
     comps = comparisons(runs, d)
     rows = agreement(runs, d) if len(d.backends) > 1 else []
+    rows += reference_rows(runs, d)  # each Keras engine also against NumPy: engines sweeps
     margins = design_margins(runs)
     return Findings(
         comps, rows, margins, decide_comparisons(comps, d, margins), decide_agreement(rows, d)

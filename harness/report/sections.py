@@ -6,6 +6,7 @@ from __future__ import annotations
 from harness.report.analysis import threshold
 from harness.report.answer import agreement_sentences, answer_section, parity_sentence
 from harness.report.design import Design, backend_name
+from harness.report.engines import ENGINES_HEADING, engines_section, is_engines
 from harness.report.load import Sweep, SweepRun
 from harness.report.questions import (
     AGREEMENT_MARGINS,
@@ -227,6 +228,7 @@ def verdict_section(d: Design, found: Findings) -> list[str]:
         f"each level of **{d.compared.label}** against **{d.compared.levels[0]}**"
         if found.questions
         else "each backend against " + backend_name(d.backends[0])
+        + (" and against NumPy" if is_engines(d) else "")
     )
     alpha = next(q.verdict.alpha for q in questions if q.verdict is not None)
     margins = margins_text(found.margins)
@@ -277,6 +279,7 @@ def markdown(
     ]
     lines += verdict_section(d, found)
     lines += extra or []
+    lines += engines_section(runs, d, found.agreement)
     lines += design_section(sweep, d)
     lines += answer_section(runs, d, found)
     lines += curves_and_results_section(runs, d)
@@ -289,6 +292,7 @@ def markdown(
 
 VOLATILE_SECTIONS = (
     "## Measured times",
+    ENGINES_HEADING,
     "## Environment and provenance",
     "## Parameters, accuracy and epoch time",  # conv_vs_dense (harness.report.lesson_report)
 )

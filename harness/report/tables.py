@@ -208,7 +208,7 @@ def agreement_table(rows: list[Agreement], d: Design) -> Table:
         [
             [
                 *variant_cells(d, a.variant),
-                f"{a.backend} − {b0}",
+                f"{a.backend} − {a.reference or b0}",
                 METRIC_NAME.get(a.key, a.key),
                 est(a.result.diff),
                 num(a.worst, 3),

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from backends.base import EpochRecord, TrainInputs
-from harness.core.config import BackendConfig, Config, OptimizerName, Task
+from harness.core.config import BackendConfig, Config, Device, OptimizerName, Task
 from harness.core.data import Dataset
 from harness.core.init import Weights
 
@@ -86,7 +86,9 @@ def reference(inputs: TrainInputs) -> Reference:
     """Train the NumPy backend on the same spec, weights and batches (all epochs)."""
     from backends.numpy_backend import NumpyBackend
 
-    config = replace(inputs.config, backend=BackendConfig(name=REFERENCE))
+    # the reference is NumPy, on the CPU, whichever device the checked run trains on
+    train = replace(inputs.config.train, device=Device.cpu)
+    config = replace(inputs.config, backend=BackendConfig(name=REFERENCE), train=train)
     ref_inputs = replace(inputs, config=config, record_weights=True, keep_model=False)
     backend = NumpyBackend()
     backend.setup(ref_inputs)
@@ -267,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", nargs="+", default=["float32", "float64"])
     parser.add_argument("--backends", nargs="+", default=["keras", "lightning"])
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--allow-tf32", action="store_true", help="GPU matmuls in TF32")
     args = parser.parse_args(argv)
 
     print("| dtype | task-head-optimizer-batch | " + " | ".join(
@@ -276,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for dtype in args.dtype:
         for label, task, spec in matrix_specs(dtype, args.epochs):
+            spec.train.device, spec.train.allow_tf32 = Device(args.device), args.allow_tf32
             data = small_dataset(task, spec.seed)
             cells, ref = [], None
             for backend in args.backends:
