@@ -138,6 +138,8 @@ def test_a_report_regenerates_from_its_data_alone(store, tmp_path, experiment):
 COMMITTED = sorted(p.parent for p in RESULTS_DIR.glob("*/report.md"))
 
 
+# slow: each committed report recomputes its bootstrap intervals (~30-60 s at 10 seeds)
+@pytest.mark.slow
 @pytest.mark.parametrize("folder", COMMITTED, ids=[p.name for p in COMMITTED])
 def test_every_committed_report_regenerates_from_its_committed_data(folder, tmp_path):
     if not (folder / "runs.csv").is_file():
@@ -148,6 +150,12 @@ def test_every_committed_report_regenerates_from_its_committed_data(folder, tmp_
     again = regenerate(folder, tmp_path)
     for name in TEXT:
         assert (again / name).read_bytes() == (folder / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_the_committed_claims_ledger_agrees_with_the_committed_reports():
+    committed = (RESULTS_DIR / "CLAIMS.md").read_text()
+    assert committed == ledger(RESULTS_DIR), "stale: python -m harness.report --claims --out results"
 
 
 def test_claims_ledger_from_report_data(store, tmp_path, capsys):
