@@ -155,7 +155,8 @@ def test_every_committed_report_regenerates_from_its_committed_data(folder, tmp_
 @pytest.mark.slow
 def test_the_committed_claims_ledger_agrees_with_the_committed_reports():
     committed = (RESULTS_DIR / "CLAIMS.md").read_text()
-    assert committed == ledger(RESULTS_DIR), "stale: python -m harness.report --claims --out results"
+    stale = "stale: python -m harness.report --claims --out results"
+    assert committed == ledger(RESULTS_DIR), stale
 
 
 def test_claims_ledger_from_report_data(store, tmp_path, capsys):
