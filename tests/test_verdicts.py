@@ -165,3 +165,11 @@ def test_verdicts_regenerate_identically():
         Comparison("val/accuracy", "A", "B", RELU[:4], SIGMOID[:4]),
     ]
     assert decide(family, seed=3) == decide(family, seed=3)
+
+
+def test_a_consistent_but_negligible_difference_says_both():
+    # float32 rounding between two backends: a tiny, consistent shift, far inside the margin
+    base = np.linspace(0.30, 0.40, 10)
+    (v,) = decide([Comparison("val/loss", "lightning", "keras", base - 2e-7, base)])
+    assert v.label == "better"
+    assert v.summary == f"better, yet within {v.margin_text}"

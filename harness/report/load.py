@@ -181,7 +181,10 @@ def _history(reader: Reader, run_id: str, key: str) -> np.ndarray:
 
 
 def _sweep_run(reader: Reader, run, overrides: list[str]) -> SweepRun:
-    tags, params = dict(run.data.tags), dict(run.data.params)
+    tags = dict(run.data.tags)
+    # an empty param (e.g. a non-tuned run's `stage`) is no setting; runs.csv cannot tell it
+    # from a missing one either, so the report regenerates alike from the store or its data
+    params = {k: v for k, v in run.data.params.items() if v != ""}
     task = tags.get("task") or params.get("data.task") or "binary"
     job = SweepRun(
         run_id=run.info.run_id,

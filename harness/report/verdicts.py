@@ -158,6 +158,8 @@ class Verdict:
             return f"equivalent within {self.margin_text}"
         if self.label == "unresolved":
             return f"unresolved ({self.unresolved_reason})"
+        if self.p_tost_adj < self.alpha:  # a consistent difference, yet a negligible one
+            return f"{self.label}, yet within {self.margin_text}"
         return self.label
 
     @property
