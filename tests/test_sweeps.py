@@ -97,7 +97,7 @@ def test_a_rerun_with_nothing_left_to_do_opens_no_parent_run(tmp_path):
     again = cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "nothing left to do: all 2 jobs already have a FINISHED run" in again.stderr
-    _, parents = _runs(store, "default", role="sweep")
+    _, parents = _runs(store, "harness", role="sweep")
     assert [p.info.status for p in parents] == ["FINISHED"]
 
 

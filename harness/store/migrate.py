@@ -9,6 +9,7 @@ wait, then find it made. A tracking server creates its own schema once, at its s
 
 from __future__ import annotations
 
+import logging
 import time
 
 from filelock import FileLock
@@ -36,6 +37,9 @@ def ensure_schema(uri: str, timeout_s: float = 300.0, attempts: int = 6) -> None
     lock = lock_for(uri, ".lock")
     if lock is None:
         return
+    # "Creating initial MLflow database tables..." (INFO, once per new store) is not news
+    for name in ("mlflow.store.db.utils", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     with lock.acquire(timeout=timeout_s):
         for attempt in range(attempts):
             try:
