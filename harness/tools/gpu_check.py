@@ -95,7 +95,7 @@ def parity(python: str, epochs: int) -> list[dict]:
 def step_times(python: str, epochs: int, store: str) -> list[dict]:
     """One harness sweep on the GPU: every backend x TF32 off/on x full batch/batch 32 on
     digits 0-9 (64-25-15-10 ReLU); each run's step and epoch times."""
-    from mlflow.tracking import MlflowClient
+    from harness.store import ROLE_JOB, Reader
 
     proc = _run(
         [
@@ -117,12 +117,12 @@ def step_times(python: str, epochs: int, store: str) -> list[dict]:
     )
     if proc.returncode != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
-    client = MlflowClient(tracking_uri=store)
-    exp = client.get_experiment_by_name("gpu_check")
+    reader = Reader(store)
+    exp = reader.experiment("gpu_check")
     if exp is None:
         return []
     rows = []
-    for r in client.search_runs([exp.experiment_id], "tags.`harness.role` = 'job'"):
+    for r in reader.runs(exp.experiment_id, role=ROLE_JOB):
         m = r.data.metrics
         rows.append(
             {
