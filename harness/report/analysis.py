@@ -201,18 +201,30 @@ class Agreement:
 
 
 def agreement(runs: list[SweepRun], d: Design) -> list[Agreement]:
-    out = []
     b0 = d.backends[0]
-    for v in d.variants:
-        for b in d.backends[1:]:
-            paired_runs = pairs(cell(runs, v, b0), cell(runs, v, b))
-            if not paired_runs:
-                continue
-            score = paired_runs[0][0].score
-            for key in ("train/loss", "val/loss", f"val/{score}"):
-                xa, xb = final_values(paired_runs, key)
-                worst = max(abs(p - q) for p, q in zip(xa, xb, strict=True))
-                out.append(Agreement(v, b, key, stats.paired(xa, xb), worst, xa, xb))
+    return [
+        row
+        for v in d.variants
+        for b in d.backends[1:]
+        for row in agreement_rows(cell(runs, v, b0), cell(runs, v, b), v, b)
+    ]
+
+
+def agreement_rows(
+    reference_runs: list[SweepRun], runs: list[SweepRun], variant, backend: str, reference: str = ""
+) -> list[Agreement]:
+    """One backend's runs held against a reference's, paired by seed: final train loss,
+    val loss and val score."""
+    paired_runs = pairs(reference_runs, runs)
+    if not paired_runs:
+        return []
+    score = paired_runs[0][0].score
+    out = []
+    for key in ("train/loss", "val/loss", f"val/{score}"):
+        xa, xb = final_values(paired_runs, key)
+        worst = max(abs(p - q) for p, q in zip(xa, xb, strict=True))
+        result = stats.paired(xa, xb)
+        out.append(Agreement(variant, backend, key, result, worst, xa, xb, reference=reference))
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from harness.report import stats
-from harness.report.analysis import Agreement, final_values, pairs
+from harness.report.analysis import Agreement, agreement_rows
 from harness.report.design import Design, backend_name, cell
 from harness.report.load import SweepRun
 from harness.report.text import Column, Table
@@ -43,23 +43,15 @@ def reference_rows(runs: list[SweepRun], d: Design) -> list[Agreement]:
     paired by seed; none unless the sweep is an engines sweep."""
     if not is_engines(d):
         return []
-    out = []
-    for v in d.variants:
-        ref = cell(runs, v, REFERENCE)
-        for b in d.backends[1:]:
-            if b == REFERENCE:
-                continue
-            paired_runs = pairs(ref, cell(runs, v, b))
-            if not paired_runs:
-                continue
-            score = paired_runs[0][0].score
-            for key in ("train/loss", "val/loss", f"val/{score}"):
-                xa, xb = final_values(paired_runs, key)
-                worst = max(abs(p - q) for p, q in zip(xa, xb, strict=True))
-                out.append(
-                    Agreement(v, b, key, stats.paired(xa, xb), worst, xa, xb, reference=REFERENCE)
-                )
-    return out
+    return [
+        row
+        for v in d.variants
+        for b in d.backends[1:]
+        if b != REFERENCE
+        for row in agreement_rows(
+            cell(runs, v, REFERENCE), cell(runs, v, b), v, b, reference=REFERENCE
+        )
+    ]
 
 
 def _verdicts(rows: list[Agreement], variant: tuple[str, ...], b: str, against: str) -> str:
