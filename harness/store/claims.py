@@ -31,6 +31,7 @@ from harness.store.client import process_tags, retry
 from harness.store.migrate import lock_for
 from harness.store.names import CONFIG_HASH_TAG, HOST_TAG, PARENT_TAG, PID_TAG, ROLE_TAG
 from harness.store.sweeps import Store, _pid_alive
+from harness.store.uri import redact
 
 CLAIM_ROLE = "claim"
 HASH_TAG = CONFIG_HASH_TAG
@@ -210,7 +211,8 @@ class Claims:
                             lambda c=claim_id, t=now: self.store.client.set_tag(c, HEARTBEAT_TAG, t)
                         )
                     except Exception as exc:  # a busy store: the next beat tries again
-                        self.log(f"claim heartbeat failed: {type(exc).__name__}: {str(exc)[:200]}")
+                        why = redact(f"{type(exc).__name__}: {exc}")
+                        self.log(f"claim heartbeat failed: {why[:300]}")
 
 
 def _holder(run) -> str:

@@ -29,7 +29,10 @@ Train = Callable[[Job, Callable[[str], None] | None], Outcome]
 
 
 def log(msg: str) -> None:
-    print(f"[harness] {msg}", file=sys.stderr, flush=True)
+    """A line of the sweep's log; a URI's credentials never reach it."""
+    from harness.store.uri import redact
+
+    print(f"[harness] {redact(msg)}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class JobRunner:
         self.plan = plan
         self.claims = None  # harness.store.claims.Claims, opened by the first tracked job
         self.waiting: set[str] = set()  # hashes whose "claimed elsewhere" was said once
+        self.suspect = False  # the last job failed: check the server before claiming the next
 
     def _claims(self, job: Job):
         if self.claims is None and job.spec.tracking.enabled:
@@ -79,10 +83,20 @@ class JobRunner:
         name = self.plan.names.get(chash, "")
         if chash in self.plan.skip:
             return Outcome("SKIPPED", run_id=self.plan.skip[chash], run_name=name)
-        claims = self._claims(job)
-        if claims is None:
-            return train(job, None)
-        claim = claims.try_claim(chash, name, self.plan.parent_run_id, job.spec.tracking.resume)
+        try:
+            claims = self._claims(job)
+            if claims is None:
+                return train(job, None)
+            if self.suspect:  # a job failed: seconds to a clear error if the server is gone
+                from harness.store import check_server, resolve_uri
+
+                check_server(resolve_uri(job.spec.tracking))
+            claim = claims.try_claim(
+                chash, name, self.plan.parent_run_id, job.spec.tracking.resume
+            )
+        except Exception as exc:  # a job never raises: its slot goes on with the next one
+            self.suspect = True
+            return Outcome("FAILED", run_name=name, error=self._why(job, exc))
         if claim.kind == "finished":
             return Outcome(ELSEWHERE, run_id=claim.run_id, run_name=name)
         if claim.kind == "busy":
@@ -98,7 +112,20 @@ class JobRunner:
             outcome = train(job, lambda run_id: claims.link(claim.run_id, run_id))
         finally:
             self._end(claims, claim.run_id, outcome, job.label)
+        self.suspect = outcome.status == "FAILED"
         return outcome
+
+    @staticmethod
+    def _why(job: Job, exc: Exception) -> str:
+        """A job's error from the store: the lost server named as such, credentials redacted."""
+        from harness.store import TrackingUnavailable, check_server, redact, resolve_uri
+
+        if not isinstance(exc, TrackingUnavailable):
+            try:
+                check_server(resolve_uri(job.spec.tracking), timeout_s=2.0)
+            except TrackingUnavailable as lost:
+                exc = lost
+        return redact(f"{type(exc).__name__}: {exc}")[:2000]
 
     def _end(self, claims, claim_id: str, outcome: Outcome, label: str) -> None:
         from harness.store import redact

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from harness.store.uri import redact
 from harness.sweep.job import BUSY
 from harness.sweep.workers import Job, Outcome, Worker, WorkerPool
 
@@ -155,7 +156,8 @@ class Scheduler:
         except BaseException as exc:  # no job may wait forever for a slot that is gone
             if item is not None:
                 with self.cond:
-                    self.outcomes[item[0]] = Outcome("FAILED", error=f"{type(exc).__name__}: {exc}")
+                    error = redact(f"{type(exc).__name__}: {exc}")
+                    self.outcomes[item[0]] = Outcome("FAILED", error=error)
         finally:
             with self.cond:
                 worker, self.workers[slot] = self.workers[slot], None
