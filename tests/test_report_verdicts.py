@@ -142,11 +142,10 @@ COMMITTED = sorted(p.parent for p in RESULTS_DIR.glob("*/report.md"))
 @pytest.mark.slow
 @pytest.mark.parametrize("folder", COMMITTED, ids=[p.name for p in COMMITTED])
 def test_every_committed_report_regenerates_from_its_committed_data(folder, tmp_path):
-    if not (folder / "runs.csv").is_file():
-        pytest.skip(
-            f"{folder.name}: no runs.csv committed yet; `python -m harness.report --reproduce "
-            f"{folder.name}` writes the report with its data"
-        )
+    assert (folder / "runs.csv").is_file(), (
+        f"{folder.name}: a committed report ships its data; `python -m harness.report "
+        f"--reproduce {folder.name}` writes the report with its runs.csv"
+    )
     again = regenerate(folder, tmp_path)
     for name in TEXT:
         assert (again / name).read_bytes() == (folder / name).read_bytes(), name
