@@ -35,6 +35,7 @@ def _history(client, run, key="train/loss") -> list[float]:
     ]
 
 
+@pytest.mark.slow  # ~1-2 min of CLI sweeps: CI's slow suite runs it
 def test_parallel_sweep_survives_a_raise_and_a_sigkill_then_resumes(tmp_path):
     store = f"sqlite:///{tmp_path / 'store.db'}"
     epochs = 3
@@ -101,6 +102,7 @@ def test_a_rerun_with_nothing_left_to_do_opens_no_parent_run(tmp_path):
     assert [p.info.status for p in parents] == ["FINISHED"]
 
 
+@pytest.mark.slow  # ~1-2 min of CLI sweeps: CI's slow suite runs it
 def test_runs_are_deterministic_and_do_not_leak_between_jobs(tmp_path):
     """Same command twice: bitwise-identical histories. A run alone (first in a fresh worker)
     and the same run after other runs in the same warm worker: identical too."""
