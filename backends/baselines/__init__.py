@@ -29,10 +29,10 @@ Stamps = Callable[[int | None, int], list[float]]
 class Role(Enum):
     harness = "harness"  # the harness's backend, its per-epoch evaluation taken out
     harness_with_evaluation = "harness_with_evaluation"  # the same epochs, evaluation kept
-    fastest_fit = "fastest_fit"  # the framework's fastest idiomatic fit configuration
+    fastest_fit = "fastest_fit"  # the fastest idiomatic fit configuration (torch: eager)
     hand_written = "hand_written"  # a minimal hand-written loop
     textbook = "textbook"  # the tutorial way
-    compiled_fit = "compiled_fit"  # fit with a compiler the engine does not use by default
+    compiled_fit = "compiled_fit"  # fit with a compiler the engine leaves off by default
 
 
 # Keras 3's engines: the bench's group (the harness's backend on it) -> KERAS_BACKEND

@@ -20,6 +20,9 @@ ENGINE = keras.backend.backend()  # "tensorflow", "jax" or "torch": fixed at imp
 
 
 def _model(n_in: int) -> keras.Sequential:
+    # a fresh session, as the harness's backend starts every run: no state (names, graphs)
+    # piling up over the variants and repeats one process times
+    keras.backend.clear_session()
     return keras.Sequential(
         [keras.Input((n_in,))]
         + [keras.layers.Dense(h, activation="relu") for h in HIDDEN]
