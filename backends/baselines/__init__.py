@@ -70,9 +70,15 @@ class Variant:
 
 
 def prepare_process(framework: str) -> None:
-    """Before a group's first import: Keras' engine, read once when Keras is first imported."""
+    """Before a group's first import: Keras' engine, read once when Keras is first imported,
+    and its device: the CPU (train.device's default, what the harness's runs use) unless the
+    environment says otherwise, for the baselines as for the harness."""
     if framework in KERAS_ENGINES:
         os.environ["KERAS_BACKEND"] = KERAS_ENGINES[framework]
+    if framework == "keras_jax":
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")  # read when JAX starts
+    if framework == "keras_torch":
+        os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")  # read when Keras is imported
 
 
 def harness_variants(framework: str) -> tuple[Variant, Variant]:
