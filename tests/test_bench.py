@@ -98,6 +98,8 @@ def test_each_keras_engine_is_compared_with_its_own_fastest_fit_and_with_the_oth
         # the fastest on torch is whichever fit is faster: here the compiled one
         assert got[f"keras_torch backend / fastest keras fit on torch (batch {batch})"] == (
             pytest.approx(2.0), "<= 1.25")
+        assert got[f"keras_torch backend / eager keras fit on torch (batch {batch})"][0] == (
+            pytest.approx(90 / 80))
         assert got[f"textbook keras fit on jax / keras_jax backend (batch {batch})"][0] == (
             pytest.approx(2.0))
         # side by side: the same harness epoch on another engine, and on Lightning

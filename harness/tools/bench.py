@@ -269,6 +269,9 @@ TARGETS: tuple[Target, ...] = (
                    Role.harness, "(reported)", "lightning"),
         )
     ),
+    # the harness runs Keras on torch eagerly (keras_engines.TorchEngine.jit_compile)
+    Target("keras_torch backend / eager keras fit on torch", "keras_torch", Role.harness,
+           Role.fastest_fit, "(reported)"),
 )
 
 
