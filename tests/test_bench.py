@@ -6,11 +6,14 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from backends import baselines
+from backends.baselines import Role
 from harness.tools.bench import FASTEST, TARGETS, _steady, harness_variant, ratios
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,8 +51,11 @@ def test_every_baseline_names_a_function_its_module_defines():
 def test_every_target_compares_variants_of_its_framework():
     for target in TARGETS:
         roles = {v.role for v in baselines.variants(target.framework)}
+        over = target.denominator_framework or target.framework
         assert target.numerator in roles, target.claim
-        assert target.denominator is FASTEST or target.denominator in roles, target.claim
+        assert target.denominator is FASTEST or target.denominator in {
+            v.role for v in baselines.variants(over)
+        }, target.claim
     names = [v.name for f in baselines.FRAMEWORKS for v in baselines.variants(f)]
     assert len(names) == len(set(names))  # a name picks one variant
 
@@ -59,3 +65,76 @@ def test_a_ratio_with_a_missing_variant_fails_loudly_instead_of_vanishing():
     rows = [r for r in rows if r["variant"] != "hand-written pytorch loop"]
     with pytest.raises(KeyError):
         ratios(rows)
+
+
+def _rows(epoch_ms: dict[tuple[str, Role], float], half_at_full_batch: bool = True) -> list[dict]:
+    """Hand-made bench rows: every variant of every group, its epoch (ms) from (group, role)
+    (100 ms where not given); at full batch each epoch is half its batch-32 one."""
+    rows = []
+    for group in baselines.FRAMEWORKS:
+        for v in baselines.variants(group):
+            ms = epoch_ms.get((group, v.role), 100.0)
+            for batch, scale in (("32", 1.0), ("full", 0.5 if half_at_full_batch else 1.0)):
+                rows.append({"group": group, "variant": v.name, "batch": batch,
+                             "steady_epoch_ms": ms * scale, "repeats": [ms * scale]})
+    return rows
+
+
+def test_each_keras_engine_is_compared_with_its_own_fastest_fit_and_with_the_others():
+    rows = _rows({
+        ("keras", Role.harness): 40.0,
+        ("keras_jax", Role.harness): 30.0,
+        ("keras_jax", Role.fastest_fit): 20.0,
+        ("keras_jax", Role.textbook): 60.0,
+        ("keras_torch", Role.harness): 90.0,
+        ("keras_torch", Role.fastest_fit): 80.0,
+        ("keras_torch", Role.compiled_fit): 45.0,  # torch.compile: faster than eager fit
+        ("lightning", Role.harness): 15.0,
+    })
+    got = {claim: (value, target) for claim, value, target in ratios(rows)}
+    for batch in ("32", "full"):  # a ratio of two epochs: the same at either batch here
+        assert got[f"keras_jax backend / fastest keras fit on jax (batch {batch})"] == (
+            pytest.approx(1.5), "<= 1.25")
+        # the fastest on torch is whichever fit is faster: here the compiled one
+        assert got[f"keras_torch backend / fastest keras fit on torch (batch {batch})"] == (
+            pytest.approx(2.0), "<= 1.25")
+        assert got[f"keras_torch backend / eager keras fit on torch (batch {batch})"][0] == (
+            pytest.approx(90 / 80))
+        assert got[f"textbook keras fit on jax / keras_jax backend (batch {batch})"][0] == (
+            pytest.approx(2.0))
+        # side by side: the same harness epoch on another engine, and on Lightning
+        assert got[f"keras_jax backend / keras backend (tensorflow) (batch {batch})"] == (
+            pytest.approx(0.75), "(reported)")
+        assert got[f"keras_torch backend / lightning backend (batch {batch})"] == (
+            pytest.approx(6.0), "(reported)")
+    # the TensorFlow rows read TensorFlow's variants only: 40 / min(its baselines, 100)
+    assert got["keras backend / fastest keras (batch 32)"][0] == pytest.approx(0.4)
+
+
+def test_a_table_without_the_engine_groups_has_no_engine_rows_but_a_missing_variant_fails():
+    rows = _rows({})
+    older = [r for r in rows if r["group"] not in ("keras_jax", "keras_torch")]
+    claims = [claim for claim, _, _ in ratios(older)]
+    assert claims and not [c for c in claims if "keras_jax" in c or "keras_torch" in c]
+    assert any("keras_torch" in claim for claim, _, _ in ratios(rows))
+    without_harness = [r for r in rows if r["variant"] != "harness keras_torch"]
+    with pytest.raises(KeyError):
+        ratios(without_harness)
+
+
+@pytest.mark.slow  # ~25 s (JAX) and ~55 s (PyTorch: torch.compile) on a shared 2-core machine
+@pytest.mark.parametrize("group", ["keras_jax", "keras_torch"])
+def test_an_engine_group_times_its_variants_in_a_process_of_its_own(group, tmp_path):
+    out = tmp_path / "rows.json"
+    cmd = [sys.executable, "-m", "harness.bench", "--group", group, "--repeats", "1",
+           "--epochs", "2", "--json", str(out)]
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
+    rows = json.loads(out.read_text())
+    names = {v.name: v.role for v in baselines.variants(group)}
+    for batch in ("32", "full"):
+        timed = {r["variant"] for r in rows if r["batch"] == batch}
+        assert timed == set(names), batch
+    assert {r["group"] for r in rows} == {group}
+    assert all(r["steady_epoch_ms"] > 0 for r in rows)
+    roles = {names[r["variant"]] for r in rows}
+    assert {Role.harness, Role.harness_with_evaluation, Role.fastest_fit, Role.textbook} <= roles
