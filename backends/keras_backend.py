@@ -22,6 +22,7 @@ from backends.base import (
     TrainedModel,
     TrainInputs,
     evaluate_outputs,
+    evaluation_inputs,
     quiet_native_stderr,
 )
 from harness.core.config import Activation, OptimizerName, Task
@@ -209,8 +210,8 @@ class KerasBackend:
         data = inputs.data
         dtype = inputs.config.train.dtype.value
         y_dtype = "int64" if data.task is Task.multiclass else dtype
-        x_train = ops.convert_to_tensor(data.x_train, dtype=dtype)
-        x_val = ops.convert_to_tensor(data.x_val, dtype=dtype)
+        x_eval = ops.convert_to_tensor(evaluation_inputs(data, dtype))  # train rows, then val
+        n_train = len(data.x_train)
         y_val = ops.convert_to_tensor(data.y_val, dtype=y_dtype)
 
         model = _model(inputs, dtype)
@@ -224,8 +225,8 @@ class KerasBackend:
                 lambda out, y: loss(y, out),
                 _activate,
                 inputs.head_after_model,
-                x_train,
-                x_val,
+                x_eval,
+                n_train,
                 y_val,
             )
 
