@@ -182,7 +182,7 @@ class _EpochCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-# --- the warm model: reused by the next run of the same shape -----------------------------
+# --- the backend ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -207,8 +207,9 @@ _WARM: _Warm | None = None  # the last run's model, if it finished
 
 def _warm_key(inputs: TrainInputs) -> tuple:
     """Everything the built model, its compiled `fit` and its traced functions depend on:
-    architecture, dtype, loss, optimizer kind and constants, batching, data shapes, engine.
-    Not the learning rate (an optimizer variable), the seed, the weights, the epochs."""
+    architecture, dtype, loss, optimizer kind and constants, batching, data shapes, engine,
+    and the functions that build them (a test that swaps one builds afresh). Not the
+    learning rate (an optimizer variable), the seed, the weights, the epochs."""
     model, opt, train, data = (
         inputs.config.model, inputs.config.optimizer, inputs.config.train, inputs.data
     )
@@ -221,6 +222,7 @@ def _warm_key(inputs: TrainInputs) -> tuple:
         inputs.loss, OptimizerName(opt.name),
         (opt.beta_1, opt.beta_2, opt.epsilon) if adam else None,  # constants in the graph
         train.batch_size,
+        _model, _conv_layers, _loss, _optimizer, _logits_and_output, _activate, ENGINE,
     )
 
 
@@ -256,9 +258,6 @@ def _evaluation(model: keras.Sequential, loss: keras.losses.Loss, inputs: TrainI
         )
 
     return outputs
-
-
-# --- the backend ---------------------------------------------------------------------------
 
 
 class KerasBackend:
