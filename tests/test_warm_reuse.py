@@ -37,15 +37,23 @@ def _sequence(runs: list[list[str]], backend: str = "keras") -> list[dict]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# Keras on JAX and on PyTorch reuse the same way (~1 min each: marked slow)
+SLOW = pytest.mark.slow
+ENGINES = ["keras", pytest.param("keras_jax", marks=SLOW), pytest.param("keras_torch", marks=SLOW)]
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_reused_keras_model_trains_bitwise_as_a_fresh_build(dtype: str) -> None:
+@pytest.mark.parametrize("backend", ENGINES)
+def test_reused_keras_model_trains_bitwise_as_a_fresh_build(backend: str, dtype: str) -> None:
     f = f"train.dtype={dtype}"
-    fresh = _sequence([[*A, f]])[0]
-    mixed = _sequence([[*B, f], [*A_OTHER_LR, f], [*A, f], [*A, f]])
+    fresh = _sequence([[*A, f]], backend)[0]
+    full_batch = [*A, f, "train.batch_size=null"]
+    mixed = _sequence([[*B, f], [*A_OTHER_LR, f], [*A, f], [*A, f], full_batch], backend)
     assert fresh["reused"] == "false"
-    # B and then A (another architecture) build; A after A with another rate and seed reuses
-    assert [r["reused"] for r in mixed] == ["false", "false", "true", "true"]
-    for run in mixed[2:]:
+    # B and then A (another architecture) build; A after A with another rate and seed reuses;
+    # another batching builds
+    assert [r["reused"] for r in mixed] == ["false", "false", "true", "true", "false"]
+    for run in mixed[2:4]:
         assert run["train"] == fresh["train"]  # every epoch, bit for bit
         assert run["val"] == fresh["val"]
     assert mixed[1]["train"][0] != fresh["train"][0]  # the rate and seed really differ
