@@ -78,6 +78,11 @@ _ACTIVATIONS: dict[Activation, Callable[[], nn.Module]] = {
 
 
 def _activate(act: Activation, x: torch.Tensor) -> torch.Tensor:
+    if act is Activation.softmax and x.dim() == 2 and x.device.type == "cpu":
+        # the same op along the other axis: torch's CPU softmax over a short last dimension
+        # (10 classes) is ~6x slower than over the rows of the transposed array (0.25 vs 0.04
+        # ms on 1797 rows, a third of the evaluation); values agree to an ulp
+        return torch.softmax(x.t().contiguous(), dim=0).t()
     return _ACTIVATIONS[act]()(x)
 
 
