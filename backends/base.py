@@ -141,26 +141,33 @@ class Evaluation:
     val_logits: np.ndarray
 
 
+def evaluation_inputs(data: Dataset, dtype: Any) -> np.ndarray:
+    """The training then the validation inputs as one array, in `dtype`: what
+    evaluate_outputs runs the model on (made once per run, before the framework's tensor)."""
+    return np.concatenate([data.x_train, data.x_val]).astype(dtype, copy=False)
+
+
 def evaluate_outputs(
     logits_and_output: Callable[[T], tuple[T, T]],
     loss: Callable[[T, T], T],
     activate: Callable[[Activation, T], T],
     head: Activation,
-    x_train: T,
-    x_val: T,
+    x_eval: T,
+    n_train: int,
     y_val: T,
 ) -> tuple[T, T, T, T]:
     """(val loss, train predictions, val predictions, val logits) in the backend's tensors.
 
-    logits_and_output(x) is the model's last pre-activation and its output; loss(output,
-    target); activate(act, x) the backend's activation; head: inputs.head_after_model.
+    One forward pass over x_eval (evaluation_inputs: the n_train training rows, then the
+    validation rows), split after: one call into the framework, not two. logits_and_output(x)
+    is the model's last pre-activation and its output; loss(output, target); activate(act,
+    x) the backend's activation; head: inputs.head_after_model.
     """
-    _, train_out = logits_and_output(x_train)
-    val_logits, val_out = logits_and_output(x_val)
-    val_loss = loss(val_out, y_val)
+    logits, out = logits_and_output(x_eval)
+    val_loss = loss(out[n_train:], y_val)
     if head is not Activation.linear:
-        train_out, val_out = activate(head, train_out), activate(head, val_out)
-    return val_loss, train_out, val_out, val_logits
+        out = activate(head, out)
+    return val_loss, out[:n_train], out[n_train:], logits[n_train:]
 
 
 # --- the clock and the record of an epoch ---------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from backends.base import (
     TrainedModel,
     TrainInputs,
     evaluate_outputs,
+    evaluation_inputs,
     quiet_native_stderr,
 )
 from harness.core.config import Activation, OptimizerName, Task
@@ -183,6 +185,81 @@ class _EpochCallback(keras.callbacks.Callback):
 # --- the backend ---------------------------------------------------------------------------
 
 
+@dataclass
+class _Warm:
+    """A built, compiled and traced model, kept after a run for the next one in this process.
+
+    Build, compile, `fit`'s first trace and the evaluation's trace cost ~0.3-0.5 s a run; a
+    sweep's worker trains many runs of one architecture in a row. Reused, the model gets the
+    next run's own initial weights and a fresh optimizer state, and trains bitwise as a
+    fresh build would (tests/test_warm_reuse.py).
+    """
+
+    key: tuple
+    model: keras.Sequential
+    loss: keras.losses.Loss
+    optimizer: keras.optimizers.Optimizer
+    outputs: Callable  # the compiled evaluation: outputs(x_eval, y_val)
+
+
+_WARM: _Warm | None = None  # the last run's model, if it finished
+
+
+def _warm_key(inputs: TrainInputs) -> tuple:
+    """Everything the built model, its compiled `fit` and its traced functions depend on:
+    architecture, dtype, loss, optimizer kind and constants, batching, data shapes, engine,
+    and the functions that build them (a test that swaps one builds afresh). Not the
+    learning rate (an optimizer variable), the seed, the weights, the epochs."""
+    model, opt, train, data = (
+        inputs.config.model, inputs.config.optimizer, inputs.config.train, inputs.data
+    )
+    adam = OptimizerName(opt.name) is OptimizerName.adam
+    return (
+        ENGINE.name, train.dtype.value, train.device.value, train.allow_tf32,
+        tuple(model.hidden), inputs.hidden_activation, inputs.output_activation,
+        tuple(model.conv_filters), model.kernel_size if model.conv_filters else None,
+        data.image_shape, data.n_features, data.n_outputs, len(data.x_train), len(data.x_val),
+        inputs.loss, OptimizerName(opt.name),
+        (opt.beta_1, opt.beta_2, opt.epsilon) if adam else None,  # constants in the graph
+        train.batch_size,
+        _model, _conv_layers, _loss, _optimizer, _logits_and_output, _activate, ENGINE,
+    )
+
+
+def _reset(warm: _Warm, inputs: TrainInputs) -> None:
+    """The run's own start: its initial weights, the optimizer as new (step 0, no moments,
+    the run's learning rate)."""
+    dtype = inputs.config.train.dtype.value
+    arrays = [a.astype(dtype) for kernel, bias in inputs.weights for a in (kernel, bias)]
+    warm.model.set_weights(arrays)
+    optimizer = warm.optimizer
+    for variable in optimizer.variables:
+        if variable is optimizer._learning_rate:
+            variable.assign(inputs.config.optimizer.lr)
+        else:  # the iteration count and every slot (Adam's momentums and velocities)
+            variable.assign(ops.zeros(variable.shape, variable.dtype))
+
+
+def _evaluation(model: keras.Sequential, loss: keras.losses.Loss, inputs: TrainInputs):
+    """The end-of-epoch evaluation, compiled; the data are arguments, so a reused model's
+    trace serves every run of its shape."""
+    head, n_train = inputs.head_after_model, len(inputs.data.x_train)
+
+    @ENGINE.compiled
+    def outputs(x_eval, y_val):
+        return evaluate_outputs(
+            lambda x: _logits_and_output(model, x),
+            lambda out, y: loss(y, out),
+            _activate,
+            head,
+            x_eval,
+            n_train,
+            y_val,
+        )
+
+    return outputs
+
+
 class KerasBackend:
     name = "keras"
     engine = "tensorflow"
@@ -195,10 +272,16 @@ class KerasBackend:
                 f"KERAS_BACKEND, or use backend={BACKEND_OF_ENGINE[ENGINE.name]}"
             )
         info = _configure_process(inputs)
-        engine_info = ENGINE.setup(inputs)  # TF32, determinism, seeds
+        global _WARM
+        warm, _WARM = _WARM, None  # taken: put back only by a run that finishes
+        self.warm = warm if warm is not None and warm.key == _warm_key(inputs) else None
+        engine_info = ENGINE.setup(inputs, warm=self.warm is not None)  # TF32, determinism, seeds
         keras.config.set_floatx(inputs.config.train.dtype.value)
-        keras.backend.clear_session()
+        if self.warm is None:
+            del warm  # the old model goes with the session's garbage collection
+            keras.backend.clear_session()  # not when reusing: it resets Keras' global state
         info.update(framework="keras", keras_version=keras.__version__, **engine_info)
+        info["keras_model_reused"] = str(self.warm is not None).lower()
         return info
 
     def train(self, inputs: TrainInputs, on_epoch: OnEpoch) -> TrainedModel:
@@ -209,38 +292,35 @@ class KerasBackend:
         data = inputs.data
         dtype = inputs.config.train.dtype.value
         y_dtype = "int64" if data.task is Task.multiclass else dtype
-        x_train = ops.convert_to_tensor(data.x_train, dtype=dtype)
-        x_val = ops.convert_to_tensor(data.x_val, dtype=dtype)
+        x_eval = ops.convert_to_tensor(evaluation_inputs(data, dtype))  # train rows, then val
         y_val = ops.convert_to_tensor(data.y_val, dtype=y_dtype)
-
-        model = _model(inputs, dtype)
-        loss = _loss(inputs.loss)
         batches = _epoch_batches(inputs, data.x_train.astype(dtype), data.y_train.astype(y_dtype))
 
-        @ENGINE.compiled
-        def outputs():
-            return evaluate_outputs(
-                lambda x: _logits_and_output(model, x),
-                lambda out, y: loss(y, out),
-                _activate,
-                inputs.head_after_model,
-                x_train,
-                x_val,
-                y_val,
+        warm = getattr(self, "warm", None)  # setup's verdict: the last run's model fits
+        self.warm = None
+        if warm is None:
+            model = _model(inputs, dtype)
+            loss = _loss(inputs.loss)
+            optimizer = _optimizer(inputs)
+            model.compile(
+                optimizer=optimizer,
+                loss=loss,
+                steps_per_execution=batches.steps_per_execution,  # TensorFlow: an epoch a call
+                jit_compile=ENGINE.jit_compile,
             )
+            outputs = _evaluation(model, loss, inputs)
+            warm = _Warm(_warm_key(inputs), model, loss, optimizer, outputs)
+        else:
+            _reset(warm, inputs)
+        model = warm.model
 
         def evaluate() -> Evaluation:
-            val_loss, *predictions = (ops.convert_to_numpy(t) for t in outputs())  # host values
+            outputs = warm.outputs(x_eval, y_val)
+            val_loss, *predictions = (ops.convert_to_numpy(t) for t in outputs)  # host values
             train_pred, val_pred, val_logits = predictions
             return Evaluation(float(val_loss), train_pred, val_pred, val_logits)
 
         reporter = EpochReporter(inputs, batches.steps, evaluate, lambda: _weights(model), on_epoch)
-        model.compile(
-            optimizer=_optimizer(inputs),
-            loss=loss,
-            steps_per_execution=batches.steps_per_execution,  # on TensorFlow: an epoch a call
-            jit_compile=ENGINE.jit_compile,
-        )
         model.fit(
             batches.data,
             epochs=inputs.config.train.epochs,
@@ -250,7 +330,10 @@ class KerasBackend:
             callbacks=[*batches.callbacks, _EpochCallback(reporter)],
         )
         kept = _standalone(model) if inputs.keep_model else None  # ~20 ms: only when asked
-        return TrainedModel(final_weights=_weights(model), model=kept, model_flavor="keras")
+        trained = TrainedModel(final_weights=_weights(model), model=kept, model_flavor="keras")
+        global _WARM
+        _WARM = warm  # for the next run in this process, if it has this one's shape
+        return trained
 
     @contextmanager
     def forward(self, inputs: TrainInputs, x: np.ndarray) -> Iterator[Callable[[], np.ndarray]]:

@@ -25,6 +25,7 @@ from backends.base import (
     TrainedModel,
     TrainInputs,
     evaluate_outputs,
+    evaluation_inputs,
     thread_count,
 )
 from backends.conv_torch import conv_layers, from_torch, to_torch
@@ -77,6 +78,11 @@ _ACTIVATIONS: dict[Activation, Callable[[], nn.Module]] = {
 
 
 def _activate(act: Activation, x: torch.Tensor) -> torch.Tensor:
+    if act is Activation.softmax and x.dim() == 2 and x.device.type == "cpu":
+        # the same op along the other axis: torch's CPU softmax over a short last dimension
+        # (10 classes) is ~6x slower than over the rows of the transposed array (0.25 vs 0.04
+        # ms on 1797 rows, a third of the evaluation); values agree to an ulp
+        return torch.softmax(x.t().contiguous(), dim=0).t()
     return _ACTIVATIONS[act]()(x)
 
 
@@ -294,9 +300,12 @@ class LightningBackend:
         dtype = _DTYPES[inputs.config.train.dtype.value]
         device = torch.device("cuda" if self.use_gpu else "cpu")
         y_dtype = torch.int64 if data.task is Task.multiclass else dtype
-        x_train = torch.as_tensor(data.x_train, dtype=dtype, device=device)
+        # train rows, then val rows: the evaluation's one forward pass; training uses a view
+        n_train = len(data.x_train)
+        np_dtype = inputs.config.train.dtype.value
+        x_eval = torch.as_tensor(evaluation_inputs(data, np_dtype), device=device)
+        x_train = x_eval[:n_train]
         y_train = torch.as_tensor(data.y_train, dtype=y_dtype, device=device)
-        x_val = torch.as_tensor(data.x_val, dtype=dtype, device=device)
         y_val = torch.as_tensor(data.y_val, dtype=y_dtype, device=device)
 
         net = _model(inputs, dtype)
@@ -312,8 +321,8 @@ class LightningBackend:
                     loss,
                     _activate,
                     inputs.head_after_model,
-                    x_train,
-                    x_val,
+                    x_eval,
+                    n_train,
                     y_val,
                 )
             finally:

@@ -23,6 +23,7 @@ from backends.base import (
     TrainedModel,
     TrainInputs,
     evaluate_outputs,
+    evaluation_inputs,
     thread_count,
 )
 from backends.conv_numpy import ConvNet
@@ -275,8 +276,10 @@ class NumpyBackend:
         data = inputs.data
         dtype = np.dtype(inputs.config.train.dtype.value)
         y_dtype = np.int64 if data.task is Task.multiclass else dtype
-        x_train, y_train = data.x_train.astype(dtype), data.y_train.astype(y_dtype)
-        x_val, y_val = data.x_val.astype(dtype), data.y_val.astype(y_dtype)
+        n_train = len(data.x_train)
+        x_eval = evaluation_inputs(data, dtype)  # train rows, then val: one forward pass
+        x_train, y_train = x_eval[:n_train], data.y_train.astype(y_dtype)
+        y_val = data.y_val.astype(y_dtype)
 
         net = _model(inputs, dtype)
         loss = _loss(inputs.loss)
@@ -289,8 +292,8 @@ class NumpyBackend:
                 lambda out, y: loss(out, y)[0],
                 _activate,
                 inputs.head_after_model,
-                x_train,
-                x_val,
+                x_eval,
+                n_train,
                 y_val,
             ))
 
