@@ -28,7 +28,7 @@ from harness.core.config import to_spec
 from harness.sweep.callback import compose_job
 from harness.sweep.job import ELSEWHERE, JobRunner, Plan, record, report
 from harness.sweep.scheduler import Scheduler
-from harness.sweep.workers import Job, Outcome, WorkerPool
+from harness.sweep.workers import Job, Outcome, WorkerPool, take_pool
 
 
 class WarmLauncher(Launcher):
@@ -58,7 +58,7 @@ class WarmLauncher(Launcher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         plan = Plan.read(sweep_dir)
         slots = self.slots
-        workers = WorkerPool(slots)
+        workers = take_pool(slots)  # prewarmed by the sweep callback while it planned
         runner = JobRunner(plan)
         scheduler = Scheduler(workers, slots, runner=self._runner(runner, workers))
         try:
