@@ -173,7 +173,7 @@ def run(
     samples = 0
 
     with tracked_run(
-        spec.tracking, name, tags, params, to_yaml(spec), parent_run_id, on_started
+        spec.tracking, name, tags, params, lambda: to_yaml(spec), parent_run_id, on_started
     ) as tracked:
         if tracked is not None:
             log_datasets(tracked, data)  # MLflow's Dataset column: training and validation
