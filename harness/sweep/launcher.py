@@ -2,13 +2,15 @@
 
 A Hydra Launcher (registered as `hydra/launcher=harness` by the plugin package
 hydra_plugins.harness_launcher; every `-m` sweep uses it unless another launcher is chosen).
-Hydra hands it every job of the sweep at once. It composes each job's config as Hydra's own
-launchers do, and queues the job in a slot scheduler (harness.sweep.scheduler) as soon as it
-is composed: the slots (threads in this process, each driving a warm worker per backend)
-claim and train the jobs while the rest are still being composed. Then, in job order, it
-runs each job through Hydra's `run_job` (the job's folder, its .hydra/ files, the job
-callbacks, its JobReturn) with a task that collects the slot's outcome. The jobs' task
-function is not called here: a harness job is the warm worker's run, which the slot has done.
+Hydra hands it every job of the sweep at once. It takes the warm workers the sweep callback
+started while it planned, and each job's config as the plan composed it (composed again, as
+Hydra's own launchers do, where the plan kept none), and queues the job in a slot scheduler
+(harness.sweep.scheduler) at once: the slots (threads in this process, each driving a warm
+worker per backend) claim and train the jobs while the rest are still being queued. Then,
+in job order, it runs each job through Hydra's `run_job` (the job's folder, its .hydra/
+files, the job callbacks, its JobReturn) with a task that collects the slot's outcome. The
+jobs' task function is not called here: a harness job is the warm worker's run, which the
+slot has done.
 """
 
 from __future__ import annotations
