@@ -14,7 +14,15 @@ import pytest
 
 from backends import baselines
 from backends.baselines import Role
-from harness.tools.bench import FASTEST, TARGETS, _steady, harness_variant, ratios
+from harness.tools.bench import (
+    FASTEST,
+    TARGETS,
+    _steady,
+    harness_variant,
+    ratios,
+    verdict,
+    write_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "results" / "benchmarks" / "cpu-2core"
@@ -138,3 +146,86 @@ def test_an_engine_group_times_its_variants_in_a_process_of_its_own(group, tmp_p
     assert all(r["steady_epoch_ms"] > 0 for r in rows)
     roles = {names[r["variant"]] for r in rows}
     assert {Role.harness, Role.harness_with_evaluation, Role.fastest_fit, Role.textbook} <= roles
+
+
+def _hand_made_rows() -> list[dict]:
+    """Rows as the benchmark writes them, with round numbers that meet every target."""
+    ms = {  # steady epoch per role (batch 32 and full alike)
+        Role.harness: 10.0, Role.harness_with_evaluation: 13.0, Role.fastest_fit: 10.0,
+        Role.hand_written: 9.0, Role.textbook: 60.0,
+    }
+    rows = [
+        {"group": f, "variant": v.name, "batch": b, "steady_epoch_ms": ms[v.role], "repeats": []}
+        for f in ("keras", "lightning") for v in baselines.variants(f) for b in ("32", "full")
+    ]
+    rows += [
+        {"group": "tracking", "variant": f"harness {b}", "batch": "32", "run_s_tracked": 1.0,
+         "run_s_untracked": 0.99, "tracking_share_measured_inside": 0.01}
+        for b in ("keras", "lightning")
+    ]
+    for prefix, jobs in (("course ", 320), ("", 16)):
+        median = {"keras": 0.1, "lightning": 0.12}
+        rows += [
+            {"group": "sweep", "variant": f"{prefix}sequential", "jobs": jobs, "epochs": 100,
+             "wall_s": 100.0, "training_s": 95.0, "overhead_share": 0.05,
+             "outside_epochs_median_s": median},
+            {"group": "sweep", "variant": f"{prefix}parallel (2 workers)", "jobs": jobs,
+             "epochs": 100, "wall_s": 52.0, "training_s": 98.0, "overhead_share": None,
+             "outside_epochs_median_s": median},
+        ]
+    return rows
+
+
+def _verdicts(rows: list[dict]) -> dict[str, str]:
+    return {claim: verdict(claim, value, target) for claim, value, target in ratios(rows)}
+
+
+def test_every_target_of_the_issue_is_in_the_ratios_and_met_by_rows_that_meet_it():
+    computed = {claim: (value, target) for claim, value, target in ratios(_hand_made_rows())}
+    assert computed["keras backend / hand-written keras loop (batch full)"] == (
+        pytest.approx(10 / 9), "<= 1.25"
+    )
+    for f in ("keras", "lightning"):
+        claim = f"{f} evaluation adds to an epoch (with / without - 1) (batch full)"
+        assert computed[claim] == (pytest.approx(0.3), "<= 0.45")
+        claim = f"median run time outside epochs (s), {f}, course sweep (320 jobs)"
+        assert computed[claim][1] == "<= 0.15"
+    share = "course sweep time outside epochs, share of wall time, sequential (320 jobs)"
+    assert computed[share] == (0.05, "<= 0.10")
+    speedup = "course sweep speed-up, 2 parallel workers vs 1 (320 jobs)"
+    assert computed[speedup] == (pytest.approx(100 / 52), ">= 1.85")
+    assert computed["sweep speed-up, 2 parallel workers vs 1"][1] == ">= 1.75"
+    minutes = computed["course sweep wall minutes, sequential (320 jobs)"][0]
+    assert minutes == pytest.approx(100 / 60)
+    verdicts = _verdicts(_hand_made_rows())
+    assert "NO" not in verdicts.values()
+    # a target for one batch setting says nothing of the other's
+    assert verdicts["textbook keras fit / keras backend (batch full)"] == ""
+    assert "keras backend / hand-written keras loop (batch 32)" not in verdicts
+    assert verdicts["keras backend / hand-written keras loop (batch full)"] == "yes"
+
+
+@pytest.mark.parametrize(
+    "plant, claim",
+    [
+        ({"variant": "hand-written tf.function loop", "batch": "full", "steady_epoch_ms": 7.0},
+         "keras backend / hand-written keras loop (batch full)"),
+        ({"variant": "harness lightning + per-epoch evaluation", "batch": "full",
+          "steady_epoch_ms": 15.0},
+         "lightning evaluation adds to an epoch (with / without - 1) (batch full)"),
+        ({"variant": "course parallel (2 workers)", "wall_s": 60.0},
+         "course sweep speed-up, 2 parallel workers vs 1 (320 jobs)"),
+        ({"variant": "course sequential", "outside_epochs_median_s": {"keras": 0.2}},
+         "median run time outside epochs (s), keras, course sweep (320 jobs)"),
+    ],
+)
+def test_a_planted_wrong_row_turns_its_verdict_and_the_table_says_so(tmp_path, plant, claim):
+    rows = _hand_made_rows()
+    assert _verdicts(rows)[claim] == "yes"
+    for row in rows:
+        if row["variant"] == plant["variant"] and row.get("batch") == plant.get("batch"):
+            row.update(plant)
+    assert _verdicts(rows)[claim] == "NO"
+    table = write_table(rows, tmp_path, "planted", ["--course"]).read_text()
+    assert re.search(rf"^\| {re.escape(claim)} \| [0-9.]+ \| .+ \| NO \|$", table, re.M)
+    assert json.loads((tmp_path / "planted.json").read_text())["rows"] == rows

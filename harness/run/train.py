@@ -89,6 +89,31 @@ def _log_model(tracked, trained, example, name: str, log) -> None:
     tracked.log_model(trained.model, trained.model_flavor, example)
 
 
+def _outside_epochs(
+    t_enter: float, t_start: float, t_setup: float, t_end: float,
+    stamps: dict[str, float], in_epochs: list[float],
+) -> dict[str, float]:
+    """What the run spent outside its epochs (training steps and evaluation), and where.
+
+    time/outside_epochs_s counts from entering run() (data preparation included) to the end
+    of training; its parts: data and weights (prepare), the backend's setup, starting the
+    MLflow run (tracking_start), model build and compile until the first epoch's steps
+    (build), the work between epochs (callbacks: metrics, logging), and the framework's
+    return after the last epoch (fit_end).
+    """
+    tracking, first = stamps["tracking"], stamps["first"]
+    outside = (t_end - t_enter) - sum(in_epochs)
+    parts = {
+        "time/prepare_s": t_start - t_enter,
+        "time/backend_setup_s": t_setup - t_start,
+        "time/tracking_start_s": tracking - t_setup,
+        "time/build_s": first - tracking,
+        "time/fit_end_s": t_end - stamps["last"],
+    }
+    parts["time/between_epochs_s"] = outside - sum(parts.values())
+    return {"time/outside_epochs_s": outside, **parts}
+
+
 def run(
     spec: C.Config,
     overrides: list[str] | None = None,
@@ -105,6 +130,7 @@ def run(
     """
     if C.Mode(spec.mode) is C.Mode.vectorization:  # times forward propagation, trains nothing
         return vectorization.run(spec, overrides, log, parent_run_id, on_started)
+    t_enter = time.perf_counter()  # what a run costs outside its epochs is counted from here
     from backends import get_backend
     from backends.base import TrainInputs
 
@@ -124,6 +150,7 @@ def run(
 
     t_start = time.perf_counter()
     env = backend.setup(inputs)
+    t_setup = time.perf_counter()
     tags = {
         "task": data.task.value,
         "dataset": data.name,
@@ -141,13 +168,16 @@ def run(
 
     last: dict[str, float] = {}
     epoch_times: list[float] = []
+    in_epochs: list[float] = []  # each epoch's training and evaluation: time in epochs
+    stamps: dict[str, float] = {}  # when tracking started, the first epoch began, the last ended
     samples = 0
 
     with tracked_run(
-        spec.tracking, name, tags, params, to_yaml(spec), parent_run_id, on_started
+        spec.tracking, name, tags, params, lambda: to_yaml(spec), parent_run_id, on_started
     ) as tracked:
         if tracked is not None:
             log_datasets(tracked, data)  # MLflow's Dataset column: training and validation
+        stamps["tracking"] = time.perf_counter()
         diverged: list[str] = []
 
         def on_epoch(record) -> bool:
@@ -157,6 +187,9 @@ def run(
             metrics.update(numerics.epoch_numerics(inputs, record))
             # evaluation: the backend's forward passes and the metrics computed from them
             metrics["time/eval_s"] = record.eval_time_s + time.perf_counter() - t0
+            in_epochs.append(record.epoch_time_s + metrics["time/eval_s"])
+            # the first epoch began its training steps this long before its evaluation ended
+            stamps.setdefault("first", time.perf_counter() - in_epochs[0])
             if check is not None:
                 metrics.update(check.compare(record))
             if not (math.isfinite(record.train_loss) and math.isfinite(record.val_loss)):
@@ -176,10 +209,12 @@ def run(
                 on_metrics(record.epoch, metrics)
             for hook in hooks:
                 hook(name, record.epoch, metrics)
+            stamps["last"] = time.perf_counter()
             return True
 
         trained = backend.train(inputs, on_epoch)
-        wall = time.perf_counter() - t_start
+        t_end = time.perf_counter()
+        wall = t_end - t_start
         if diverged:
             if tracked is not None:
                 tracked.set_tags({"diverged": "true"})
@@ -193,6 +228,7 @@ def run(
                 samples * len(steady) / sum(steady) if sum(steady) > 0 else math.nan
             ),
         }
+        summary.update(_outside_epochs(t_enter, t_start, t_setup, t_end, stamps, in_epochs))
         if check is not None:
             summary.update(check.summary())
             log(f"[harness] {name}: {check.describe()}", file=sys.stderr)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from harness.store.client import process_tags, retry
 from harness.store.migrate import lock_for
-from harness.store.names import CONFIG_HASH_TAG, HOST_TAG, PARENT_TAG, PID_TAG, ROLE_TAG
+from harness.store.names import CONFIG_HASH_TAG, HOST_TAG, PARENT_TAG, PID_TAG, ROLE_JOB, ROLE_TAG
 from harness.store.sweeps import Store, _pid_alive
 from harness.store.uri import redact
 
@@ -70,10 +70,11 @@ class Claims:
     ) -> Claim:
         """Claim `chash` unless it is FINISHED (and finished_counts) or claimed by a live run."""
         with self.mutex, self.lock or nullcontext():
-            # claims first: a job's run is FINISHED before its claim is released, so a job
-            # with no claim left has its FINISHED run visible by the time it is looked for
+            # the claims and the finished runs in one read: a job's run is FINISHED before its
+            # claim is released, so a job with no claim left has its FINISHED run in it
+            claims, finished = self._lookup(chash)
             live = []
-            for run in self._claims(chash):
+            for run in claims:
                 why = self._stale(run)
                 if why:
                     self._take_over(run, chash, why)
@@ -81,8 +82,8 @@ class Claims:
                     live.append(run)
             if live:
                 return Claim("busy", holder=_holder(live[0]))
-            if finished_counts and (done := self._finished(chash)):
-                return Claim("finished", done)
+            if finished_counts and finished:
+                return Claim("finished", finished[0].info.run_id)
             mine = self._create(chash, run_name, parent_run_id)
         if self.lock is None:  # no shared lock: the earliest live claim wins
             time.sleep(SETTLE_S)
@@ -120,6 +121,19 @@ class Claims:
     # -- the store
     def _search(self, filter_string: str) -> list:
         return self.store._search(filter_string)
+
+    def _lookup(self, chash: str) -> tuple[list, list]:
+        """The live-looking claims of `chash` and its FINISHED job runs, in one search."""
+        runs = self._search(f"tags.`{HASH_TAG}` = '{chash}'")
+        claims = [
+            r for r in runs
+            if r.info.status == "RUNNING" and r.data.tags.get(ROLE_TAG) == CLAIM_ROLE
+        ]
+        finished = [
+            r for r in runs
+            if r.info.status == "FINISHED" and r.data.tags.get(ROLE_TAG) == ROLE_JOB
+        ]
+        return claims, finished
 
     def _finished(self, chash: str) -> str | None:
         runs = self._search(

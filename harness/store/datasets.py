@@ -57,8 +57,13 @@ def dataset_inputs(data: Dataset) -> list:
 
 
 def log_datasets(tracked, data: Dataset) -> None:
-    """Attach both splits to the run `tracked` (a harness.store.TrackedRun)."""
+    """Attach both splits to the run `tracked` (a harness.store.TrackedRun), on its writer
+    thread (the run goes on meanwhile)."""
     t0 = time.perf_counter()
-    inputs = dataset_inputs(data)
-    retry(lambda: tracked.client.log_inputs(tracked.run_id, datasets=inputs))
+
+    def write() -> None:
+        inputs = dataset_inputs(data)
+        retry(lambda: tracked.client.log_inputs(tracked.run_id, datasets=inputs))
+
+    tracked.submit(write)
     tracked.seconds += time.perf_counter() - t0

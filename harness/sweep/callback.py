@@ -26,13 +26,23 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.core.config import Config, ConfigError, to_spec
-from harness.sweep.compose import compose_job, job_overrides  # noqa: F401 (launcher imports it)
+from harness.sweep import workers
+from harness.sweep.compose import (  # noqa: F401 (launcher imports compose_job)
+    compose_job,
+    forget_composed,
+    job_overrides,
+)
 from harness.sweep.job import ELSEWHERE, OUTCOME_FILE, Plan, log
 from harness.sweep.tuned import is_tuned, validation_jobs
 
 
-def plan(config: DictConfig, on_valid: Callable[[Config], None] | None = None) -> list[dict]:
-    """Every job's overrides, spec and config hash; raises ConfigError listing invalid jobs."""
+def plan(
+    config: DictConfig, on_valid: Callable[[Config], None] | None = None, keep: bool = False
+) -> list[dict]:
+    """Every job's overrides, spec and config hash; raises ConfigError listing invalid jobs.
+
+    keep: keep each job's composed config for the launcher of this process (compose_job).
+    """
     from harness.run.train import config_hash, prepare, run_name
 
     loader = GlobalHydra.instance().config_loader()
@@ -44,7 +54,7 @@ def plan(config: DictConfig, on_valid: Callable[[Config], None] | None = None) -
         staged = job_overrides(params, list(config.hydra.overrides.task), loader)
     for overrides in staged:
         try:
-            job_cfg = compose_job(loader, config, overrides)
+            job_cfg = compose_job(loader, config, overrides, keep=keep)
             with open_dict(job_cfg):
                 del job_cfg["hydra"]
             spec = to_spec(job_cfg)
@@ -80,6 +90,17 @@ def plan(config: DictConfig, on_valid: Callable[[Config], None] | None = None) -
     return jobs
 
 
+def _harness_launcher(config: DictConfig) -> bool:
+    """The sweep's jobs run in this process's warm workers (hydra/launcher=harness)."""
+    target = str(config.hydra.launcher.get("_target_", ""))
+    return target.endswith(".HarnessLauncher")
+
+
+def _slots(config: DictConfig) -> int:
+    """The harness launcher's slots, as it will count them (WarmLauncher.slots)."""
+    return max(1, int(config.hydra.launcher.get("n_jobs") or config.get("parallel") or 1))
+
+
 class SweepCallback(Callback):
     """Registered in conf/config.yaml under hydra.callbacks."""
 
@@ -102,14 +123,25 @@ class SweepCallback(Callback):
             raise SystemExit(1) from None
 
     def _start(self, config: DictConfig) -> None:
+        # resolved first: its ${now:...} is cached in the config, and each job's config,
+        # composed by the plan, copies that cache (so all of them name the same directory)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        warm = _harness_launcher(config)
+        # the harness launcher's workers import their frameworks while the plan is made
+        early = workers.early_pool(_slots(config)) if warm else None
+        try:
+            jobs = plan(config, on_valid=early.prewarm if early else None, keep=warm)
+            self._record_start(config, sweep_dir, jobs)
+        except BaseException:
+            workers.drop_early_pool()
+            forget_composed()
+            raise
+
+    def _record_start(self, config: DictConfig, sweep_dir: Path, jobs: list[dict]) -> None:
         from harness.run.train import git_commit
         from harness.store import Store, dashboard_command, redact, resolve_uri
         from harness.store.migrate import ensure_schema
 
-        # resolved first: its ${now:...} is cached in the config, and each job's config,
-        # composed by the plan, copies that cache (so all of them name the same directory)
-        sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = plan(config)
         tracking = jobs[0]["spec"].tracking
         ensure_schema(resolve_uri(tracking))  # a new store: one sweep creates it, others wait
         store = Store(tracking)
@@ -189,6 +221,8 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from harness.store import Store, redact
 
+        workers.drop_early_pool()  # (a launcher that was not the harness's left them)
+        forget_composed()
         if self.parent_run_id is None:
             return
         sweep_dir = Path(config.hydra.sweep.dir)

@@ -2,13 +2,15 @@
 
 A Hydra Launcher (registered as `hydra/launcher=harness` by the plugin package
 hydra_plugins.harness_launcher; every `-m` sweep uses it unless another launcher is chosen).
-Hydra hands it every job of the sweep at once. It composes each job's config as Hydra's own
-launchers do, and queues the job in a slot scheduler (harness.sweep.scheduler) as soon as it
-is composed: the slots (threads in this process, each driving a warm worker per backend)
-claim and train the jobs while the rest are still being composed. Then, in job order, it
-runs each job through Hydra's `run_job` (the job's folder, its .hydra/ files, the job
-callbacks, its JobReturn) with a task that collects the slot's outcome. The jobs' task
-function is not called here: a harness job is the warm worker's run, which the slot has done.
+Hydra hands it every job of the sweep at once. It takes the warm workers the sweep callback
+started while it planned, and each job's config as the plan composed it (composed again, as
+Hydra's own launchers do, where the plan kept none), and queues the job in a slot scheduler
+(harness.sweep.scheduler) at once: the slots (threads in this process, each driving a warm
+worker per backend) claim and train the jobs while the rest are still being queued. Then,
+in job order, it runs each job through Hydra's `run_job` (the job's folder, its .hydra/
+files, the job callbacks, its JobReturn) with a task that collects the slot's outcome. The
+jobs' task function is not called here: a harness job is the warm worker's run, which the
+slot has done.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from harness.core.config import to_spec
 from harness.sweep.callback import compose_job
 from harness.sweep.job import ELSEWHERE, JobRunner, Plan, record, report
 from harness.sweep.scheduler import Scheduler
-from harness.sweep.workers import Job, Outcome, WorkerPool
+from harness.sweep.workers import Job, Outcome, WorkerPool, take_pool
 
 
 class WarmLauncher(Launcher):
@@ -58,7 +60,7 @@ class WarmLauncher(Launcher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         plan = Plan.read(sweep_dir)
         slots = self.slots
-        workers = WorkerPool(slots)
+        workers = take_pool(slots)  # prewarmed by the sweep callback while it planned
         runner = JobRunner(plan)
         scheduler = Scheduler(workers, slots, runner=self._runner(runner, workers))
         try:

@@ -323,6 +323,35 @@ class WorkerPool:
         self.workers.clear()
 
 
+_early: WorkerPool | None = None  # started by the sweep callback, taken by the launcher
+
+
+def early_pool(slots: int) -> WorkerPool:
+    """The workers the sweep callback starts while it plans, for the launcher to take."""
+    global _early
+    if _early is None or _early.slots != max(1, slots):
+        drop_early_pool()
+        _early = WorkerPool(slots)
+    return _early
+
+
+def take_pool(slots: int) -> WorkerPool:
+    """The launcher's workers: those started early for as many slots, or a new pool."""
+    global _early
+    if _early is not None and _early.slots == max(1, slots):
+        taken, _early = _early, None
+        return taken
+    drop_early_pool()
+    return WorkerPool(slots)
+
+
+def drop_early_pool() -> None:
+    global _early
+    if _early is not None:
+        _early.close()
+        _early = None
+
+
 @functools.cache
 def pool(slots: int = 1) -> WorkerPool:
     """This process's warm workers for jobs that a launcher hands to its task function, one

@@ -10,7 +10,8 @@ harness's backends also evaluate the train and validation sets after every epoch
 other variant does: each harness run is reported both without that evaluation (its
 `time/eval_s`, measured in the run, taken out: the targets compare training with training)
 and with it. Absolute times on a shared machine are noise; the
-ratios, measured minutes apart in one run, are the result.
+ratios, measured minutes apart in one run, are the result. The sweeps (`--sweep-jobs`,
+`--course`, `--course-seeds N`) are measured by harness.tools.bench_sweeps.
 
 Keras is measured on each of its engines (TensorFlow, JAX, PyTorch), a group and a fresh
 process each, KERAS_BACKEND set before Keras is imported: each engine's harness backend
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -36,6 +38,7 @@ import numpy as np
 
 from backends import baselines
 from backends.baselines import Role
+from harness.tools.bench_sweeps import measure_course_sweep, measure_sweep, sweep_ratios
 
 
 def _steady(stamps: list[float]) -> float:
@@ -145,57 +148,6 @@ def measure_tracking(repeats: int, epochs: int) -> list[dict]:
     return rows
 
 
-def _timed_sweep(args: list[str], variant: str, jobs: int, epochs: int) -> list[dict]:
-    """A real CLI sweep, sequential and with the parallel preset, each into a fresh store:
-    wall time, time in epochs, and (sequential) the share of wall time that is overhead."""
-    rows = []
-    for launcher in ([], ["+launcher=parallel"]):
-        with tempfile.TemporaryDirectory() as tmp:
-            uri = f"sqlite:///{tmp}/sweep.db"
-            cmd = [sys.executable, "-m", "harness", *args, "tracking.experiment=bench",
-                   f"tracking.uri={uri}", *launcher, "-m"]
-            t0 = time.perf_counter()
-            env = {**os.environ, "HARNESS_QUIET": "1"}
-            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env)
-            wall = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise RuntimeError(f"{variant} sweep failed:\n{proc.stderr[-3000:]}")
-            training = _sweep_training_seconds(uri)
-        rows.append({
-            "group": "sweep",
-            "variant": f"{variant}parallel (2 workers)" if launcher else f"{variant}sequential",
-            "jobs": jobs, "epochs": epochs, "wall_s": wall, "training_s": training,
-            "overhead_share": None if launcher else 1 - training / wall,
-        })
-    return rows
-
-
-def measure_sweep(jobs: int, epochs: int) -> list[dict]:
-    """A mixed sweep of `jobs` runs: half Keras, half Lightning."""
-    seeds = ",".join(str(s) for s in range(jobs // 2))
-    args = ["backend=keras,lightning", f"seed={seeds}", "data=digits",
-            "model.hidden_activation=relu", f"train.epochs={epochs}"]
-    return _timed_sweep(args, "", jobs, epochs)
-
-
-def measure_course_sweep() -> list[dict]:
-    """The `course` experiment (96 runs, default budgets): its overhead share, and the
-    parallel speed-up over a sweep long enough to amortise start-up."""
-    return _timed_sweep(["+experiment=course"], "course ", 96, 100)
-
-
-def _sweep_training_seconds(uri: str) -> float:
-    """Sum over the sweep's runs of their epochs' time (training, first epoch included)."""
-    from harness.store import ROLE_JOB, Reader
-
-    reader = Reader(uri)
-    exp = reader.experiment("bench")
-    total = 0.0
-    for r in reader.runs(exp.experiment_id, role=ROLE_JOB):
-        total += sum(m.value for m in reader.metric_history(r.info.run_id, "time/epoch_s"))
-    return total
-
-
 def environment() -> dict[str, str]:
     from importlib.metadata import version
 
@@ -231,8 +183,10 @@ class Target:
     framework: str
     numerator: Role
     denominator: Role | None  # None (FASTEST): the fastest non-harness variant, whatever its role
-    target: str
+    target: str  # "<= x" or ">= x", "(batch N)" when it holds for one batch setting only
     denominator_framework: str = ""  # the denominator's group when not the numerator's
+    minus_one: bool = False  # the ratio less 1: what the numerator adds to the denominator
+    batch: str | None = None  # the one batch setting it is measured at ("32", "full"); None: both
 
 
 # The performance issue's targets, in the table's order (per batch setting).
@@ -252,6 +206,12 @@ TARGETS: tuple[Target, ...] = (
            ">= 1.5"),
     Target("lightning backend / hand-written pytorch", "lightning", Role.harness,
            Role.hand_written, "<= 2.5"),
+    Target("keras backend / hand-written keras loop", "keras", Role.harness, Role.hand_written,
+           "<= 1.25", batch="full"),
+    Target("keras evaluation adds to an epoch (with / without - 1)", "keras",
+           Role.harness_with_evaluation, Role.harness, "<= 0.45", minus_one=True, batch="full"),
+    Target("lightning evaluation adds to an epoch (with / without - 1)", "lightning",
+           Role.harness_with_evaluation, Role.harness, "<= 0.45", minus_one=True, batch="full"),
     *(
         target
         for backend, engine in (("keras_jax", "jax"), ("keras_torch", "torch"))
@@ -295,11 +255,13 @@ def ratios(rows: list[dict]) -> list[tuple[str, float, str]]:
                <= measured]
     for batch in ("32", "full"):
         for t in targets:
+            if t.batch not in (None, batch):
+                continue
             ratio = (
                 _epoch_ms(rows, t.framework, t.numerator, batch)
                 / _epoch_ms(rows, t.denominator_framework or t.framework, t.denominator, batch)
             )
-            out.append((f"{t.claim} (batch {batch})", ratio, t.target))
+            out.append((f"{t.claim} (batch {batch})", ratio - t.minus_one, t.target))
     for r in rows:
         if r["group"] == "tracking":
             share = 1 - r["run_s_untracked"] / r["run_s_tracked"]
@@ -308,21 +270,21 @@ def ratios(rows: list[dict]) -> list[tuple[str, float, str]]:
             claim = f"tracking share of run wall time, {variant} (on vs off)"
             out.append((claim, share, "<= 0.03"))
             out.append((f"tracking share measured inside the run, {variant}", inside, "<= 0.03"))
-    sweeps = {r["variant"]: r for r in rows if r["group"] == "sweep"}
-    if "course sequential" in sweeps:
-        course = sweeps["course sequential"]
-        share = course["overhead_share"]
-        out.append(("sweep overhead share, course sweep (96 jobs)", share, "<= 0.25"))
-        if "course parallel (2 workers)" in sweeps:
-            speedup = course["wall_s"] / sweeps["course parallel (2 workers)"]["wall_s"]
-            out.append(("course sweep speed-up, 2 parallel workers vs 1", speedup, ">= 1.6"))
-    if "sequential" in sweeps:
-        seq, par = sweeps["sequential"], sweeps["parallel (2 workers)"]
-        claim = f"sweep overhead share, sequential ({seq['jobs']} jobs)"
-        out.append((claim, seq["overhead_share"], "<= 0.25"))
-        speedup = seq["wall_s"] / par["wall_s"]
-        out.append(("sweep speed-up, 2 parallel workers vs 1", speedup, ">= 1.6"))
+    out += sweep_ratios(rows)
     return out
+
+
+def verdict(claim: str, value: float, target: str) -> str:
+    """"yes" or "NO" for a target "<= x" / ">= x" (one batch setting's: "(batch N)"), or
+    "" where there is no target (reported only) or it is another batch setting's."""
+    found = re.match(r"(<=|>=) ([0-9.]+)(?: \(batch (\w+)\))?$", target)
+    if found is None:
+        return ""
+    op, bound, batch = found.group(1), float(found.group(2)), found.group(3)
+    if batch is not None and f"(batch {batch})" not in claim:
+        return ""
+    met = value <= bound if op == "<=" else value >= bound
+    return "yes" if met else "NO"
 
 
 def write_table(rows: list[dict], out_dir: Path, label: str, argv: list[str]) -> Path:
@@ -331,8 +293,11 @@ def write_table(rows: list[dict], out_dir: Path, label: str, argv: list[str]) ->
     command = "python -m harness.bench " + " ".join(argv)
     lines = [f"# Benchmark: {label}", "", f"Command: `{command}`", ""]
     lines += ["## Ratios (targets from the performance issue)", ""]
-    lines += ["| measure | ratio | target |", "|---|---|---|"]
-    lines += [f"| {claim} | {value:.3f} | {target} |" for claim, value, target in ratios(rows)]
+    lines += ["| measure | ratio | target | met |", "|---|---|---|---|"]
+    lines += [
+        f"| {claim} | {value:.3f} | {target} | {verdict(claim, value, target)} |"
+        for claim, value, target in ratios(rows)
+    ]
     lines += ["", "## Steady-state epoch, median over repeats", ""]
     lines += ["| framework | variant | batch | epoch ms | repeats (ms) |", "|---|---|---|---|---|"]
     for r in rows:
@@ -365,7 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-epochs", type=int, default=100)
     parser.add_argument(
         "--course", action="store_true",
-        help="also time the 96-run course sweep, sequential and parallel (~6 min)",
+        help="also time the course sweep (+experiment=course: 10 seeds, 320 runs), "
+        "sequential and with 2 parallel slots (~15 min)",
+    )
+    parser.add_argument(
+        "--course-seeds", type=int, metavar="N",
+        help="time the course sweep with its first N seeds only, for quick iteration",
     )
     parser.add_argument("--out", default="results/benchmarks")
     parser.add_argument("--label", default="cpu-2core")
@@ -389,9 +359,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] sweep of {args.sweep_jobs} jobs, sequential and parallel ...",
               file=sys.stderr, flush=True)
         rows += measure_sweep(args.sweep_jobs, args.sweep_epochs)
-    if args.course:
-        print("[bench] the course sweep (96 runs) ...", file=sys.stderr, flush=True)
-        rows += measure_course_sweep()
+    if args.course or args.course_seeds:
+        seeds = f"its first {args.course_seeds} seeds" if args.course_seeds else "10 seeds"
+        print(f"[bench] the course sweep ({seeds}) ...", file=sys.stderr, flush=True)
+        rows += measure_course_sweep(args.course_seeds)
     for claim, value, target in ratios(rows):
         print(f"{claim:70s} {value:8.3f}   target {target}")
     path = write_table(rows, Path(args.out), args.label, argv if argv is not None else sys.argv[1:])
