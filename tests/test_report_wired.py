@@ -163,6 +163,7 @@ def test_overfitting_report_finds_the_planted_turn_up_epoch(store, tmp_path):
     assert gap["comparison"] == "model.conv_filters=[4] vs []" and gap["label"] == "better"
 
 
+@pytest.mark.slow  # ~25 s: CI's slow suite runs it
 def test_claims_rows_read_the_reports_data(store, tmp_path):
     results = tmp_path / "results"
     for exp in ("optimizers_tuned", "overfitting"):

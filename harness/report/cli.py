@@ -29,6 +29,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.report.agreement import agreement
 from harness.report.build import generate, regenerate
 from harness.report.claims import write_claims
 from harness.report.load import LESSON, ReportError
@@ -87,6 +88,15 @@ def parser() -> argparse.ArgumentParser:
         help=f"write {COMMITTED}/CLAIMS.md (or <out>/CLAIMS.md), the course's claims with their "
         "verdicts, from the committed reports' data",
     )
+    p.add_argument(
+        "--agreement",
+        nargs=2,
+        type=Path,
+        metavar=("REFERENCE", "CANDIDATE"),
+        help="how closely two report folders' data agree (e.g. results/X against the same sweep "
+        "rerun on another CPU): bitwise-equal counts and largest differences per metric; "
+        "printed, and written to <out>/agreement.md with --out",
+    )
     return p
 
 
@@ -95,13 +105,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.parent and len(args.experiments) > 1:
         ap.error("--parent names one sweep: give one experiment")
-    if not (args.experiments or args.claims or args.from_data):
-        ap.error("name an experiment (or use --from-data FOLDER or --claims)")
+    if not (args.experiments or args.claims or args.from_data or args.agreement):
+        ap.error("name an experiment (or use --from-data FOLDER, --claims or --agreement A B)")
     if args.from_data and (args.reproduce or args.parent or args.compare):
         ap.error(
             "--from-data regenerates a report as it was made: no --reproduce, --parent, --compare"
         )
     try:
+        if args.agreement:
+            out = args.out / "agreement.md" if args.out else None
+            print(agreement(*args.agreement, out=out), end="")
+            return 0
         if args.from_data:
             folder = regenerate(args.from_data, args.out or LOCAL)
             print(f"[harness.report] wrote {folder / 'report.md'}", file=sys.stderr)
