@@ -83,10 +83,10 @@ class JobRunner:
         name = self.plan.names.get(chash, "")
         if chash in self.plan.skip:
             return Outcome("SKIPPED", run_id=self.plan.skip[chash], run_name=name)
+        if not job.spec.tracking.enabled:
+            return train(job, None)
         try:
             claims = self._claims(job)
-            if claims is None:
-                return train(job, None)
             if self.suspect:  # a job failed: seconds to a clear error if the server is gone
                 from harness.store import check_server, resolve_uri
 
