@@ -31,6 +31,8 @@ class RunResult:
     final: dict[str, float]  # last epoch's metrics, keyed as in MLflow
     epochs_run: int
     wall_s: float
+    end_s: float = 0.0  # after training: the final metrics flushed, the run ended in the store
+    span_s: float = 0.0  # the whole call that trained it, from entering run() to its return
 
     @property
     def objective(self) -> float:

@@ -229,6 +229,7 @@ def run(
             ),
         }
         summary.update(_outside_epochs(t_enter, t_start, t_setup, t_end, stamps, in_epochs))
+        summary["time/in_epochs_s"] = sum(in_epochs)
         if check is not None:
             summary.update(check.summary())
             log(f"[harness] {name}: {check.describe()}", file=sys.stderr)
@@ -241,11 +242,14 @@ def run(
             if spec.tracking.log_model:
                 example = data.x_val[:5].astype(spec.train.dtype.value)  # its input signature
                 _log_model(tracked, trained, example, name, log)
+    t_closed = time.perf_counter()
     final = {k: v for k, v in last.items() if k != "epoch"}
     final.update(summary)
     result = RunResult(name, chash, final, int(last.get("epoch", 0)), wall)
+    result.end_s = t_closed - t_end
     shown = ", ".join(
         f"{k}={final[k]:.4f}" for k in ("val/loss", "val/accuracy", "val/r2") if k in final
     )
     log(f"[harness] {name}: {shown} ({result.epochs_run} epochs, {wall:.1f} s)", file=sys.stderr)
+    result.span_s = time.perf_counter() - t_enter
     return result

@@ -87,10 +87,14 @@ class Store:
         summary: dict[str, int],
         texts: dict[str, str],
         tags: dict[str, str] | None = None,
+        metrics: dict[str, float] | None = None,
     ) -> None:
-        """End the parent run with the sweep's counts (metrics and tags) and its reports."""
+        """End the parent run with the sweep's counts (metrics and tags), other metrics (where
+        its time went: harness.sweep.timing) and its reports."""
         tracked = TrackedRun(self.client, run_id, flush_every_s=0.0)
-        tracked.log_metrics({f"sweep/{k}": v for k, v in summary.items()}, step=0)
+        tracked.log_metrics(
+            {**{f"sweep/{k}": v for k, v in summary.items()}, **(metrics or {})}, step=0
+        )
         tracked.set_tags({**{f"sweep.{k}": str(v) for k, v in summary.items()}, **(tags or {})})
         for path, text in texts.items():
             tracked.log_text(text, path)

@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.core.config import Config, ConfigError, to_spec
-from harness.sweep import workers
+from harness.sweep import timing, workers
 from harness.sweep.compose import (  # noqa: F401 (launcher imports compose_job)
     compose_job,
     forget_composed,
@@ -127,11 +127,13 @@ class SweepCallback(Callback):
         # composed by the plan, copies that cache (so all of them name the same directory)
         sweep_dir = Path(config.hydra.sweep.dir)
         warm = _harness_launcher(config)
+        timing.reset(_slots(config) if warm else 1).mark("plan_start")
         # the harness launcher's workers import their frameworks while the plan is made
         early = workers.early_pool(_slots(config)) if warm else None
         try:
             jobs = plan(config, on_valid=early.prewarm if early else None, keep=warm)
             self._record_start(config, sweep_dir, jobs)
+            timing.clock.mark("plan_end")
         except BaseException:
             workers.drop_early_pool()
             forget_composed()
@@ -255,7 +257,8 @@ class SweepCallback(Callback):
             store = Store(self.tracking)
             tags = _parity_tags(store, [o["run_id"] for o in outcomes if o.get("run_id")])
             store.end_sweep(
-                parent, status, counts, {"sweep_failures.txt": report} if bad else {}, tags
+                parent, status, counts, {"sweep_failures.txt": report} if bad else {}, tags,
+                timing.clock.metrics(),
             )
         except Exception as exc:  # Hydra would only warn: the exit code must say it
             exit_code = 1

@@ -14,9 +14,11 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.sweep import timing
 from harness.sweep.workers import Job, Outcome
 
 PLAN_FILE = "harness_sweep.json"
@@ -59,13 +61,33 @@ class Plan:
 
 
 class JobRunner:
-    """Runs the jobs of one sweep in one process: claims (one heartbeat thread), outcomes."""
+    """Runs the jobs of one sweep in one process: claims (one heartbeat thread), outcomes.
+
+    A claim is taken before its job trains; what follows (its link to the job run, its
+    release once the job has ended) is written by one writer thread, in order, while the slot
+    goes on with its next job (tens of ms per job on SQLite). close() waits for those writes.
+    """
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.claims = None  # harness.store.claims.Claims, opened by the first tracked job
         self.waiting: set[str] = set()  # hashes whose "claimed elsewhere" was said once
         self.suspect = False  # the last job failed: check the server before claiming the next
+        self.writer: ThreadPoolExecutor | None = None  # a claim's link and release, in order
+
+    def _later(self, write: Callable[[], None]) -> None:
+        """Run `write` on the claims' writer thread, after the writes submitted before it."""
+        if self.writer is None:
+            self.writer = ThreadPoolExecutor(1, thread_name_prefix="harness-claims-writer")
+
+        def timed() -> None:
+            t0 = time.perf_counter()
+            try:
+                write()
+            finally:
+                timing.clock.add("claim_background_s", time.perf_counter() - t0)
+
+        self.writer.submit(timed)
 
     def _claims(self, job: Job):
         if self.claims is None and job.spec.tracking.enabled:
@@ -83,8 +105,10 @@ class JobRunner:
         name = self.plan.names.get(chash, "")
         if chash in self.plan.skip:
             return Outcome("SKIPPED", run_id=self.plan.skip[chash], run_name=name)
+        timing.clock.mark("first_job", first=True)
         if not job.spec.tracking.enabled:
-            return train(job, None)
+            return self._train(job, train, None)
+        t0 = time.perf_counter()
         try:
             claims = self._claims(job)
             if self.suspect:  # a job failed: seconds to a clear error if the server is gone
@@ -97,6 +121,8 @@ class JobRunner:
         except Exception as exc:  # a job never raises: its slot goes on with the next one
             self.suspect = True
             return Outcome("FAILED", run_name=name, error=self._why(job, exc))
+        finally:
+            timing.clock.add("claim_s", time.perf_counter() - t0)
         if claim.kind == "finished":
             return Outcome(ELSEWHERE, run_id=claim.run_id, run_name=name)
         if claim.kind == "busy":
@@ -109,10 +135,26 @@ class JobRunner:
             return Outcome(BUSY, run_name=name)
         outcome = Outcome("KILLED", error="interrupted")
         try:
-            outcome = train(job, lambda run_id: claims.link(claim.run_id, run_id))
+            outcome = self._train(
+                job, train, lambda run_id: self._later(lambda: claims.link(claim.run_id, run_id))
+            )
         finally:
-            self._end(claims, claim.run_id, outcome, job.label)
+            self._later(lambda: self._end(claims, claim.run_id, outcome, job.label))
         self.suspect = outcome.status == "FAILED"
+        return outcome
+
+    @staticmethod
+    def _train(job: Job, train: Train, on_started: Callable[[str], None] | None) -> Outcome:
+        """Train the job; its run's parts of the sweep's time (harness.sweep.timing)."""
+        t0 = time.perf_counter()
+        outcome = train(job, on_started)
+        seconds = time.perf_counter() - t0
+        result = outcome.result
+        if outcome.status == "FINISHED" and result is not None:
+            timing.clock.add_run(result.final, result.end_s)
+            # the job's time in its worker's hands, less its run: the worker's start and
+            # import (first job), the job's trip to the worker and the result's back
+            timing.clock.add("worker_wait_s", max(0.0, seconds - result.span_s))
         return outcome
 
     @staticmethod
@@ -147,6 +189,10 @@ class JobRunner:
             )
 
     def close(self) -> None:
+        """Every claim written and released (an interrupted sweep's too), heartbeat stopped."""
+        if self.writer is not None:
+            self.writer.shutdown(wait=True)
+            self.writer = None
         if self.claims is not None:
             self.claims.close()
 

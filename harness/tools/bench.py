@@ -38,7 +38,12 @@ import numpy as np
 
 from backends import baselines
 from backends.baselines import Role
-from harness.tools.bench_sweeps import measure_course_sweep, measure_sweep, sweep_ratios
+from harness.tools.bench_sweeps import (
+    breakdown_lines,
+    measure_course_sweep,
+    measure_sweep,
+    sweep_ratios,
+)
 
 
 def _steady(stamps: list[float]) -> float:
@@ -306,6 +311,10 @@ def write_table(rows: list[dict], out_dir: Path, label: str, argv: list[str]) ->
                 f"| {r['group']} | {r['variant']} | {r['batch']} "
                 f"| {r['steady_epoch_ms']:.2f} | {r['repeats']} |"
             )
+    breakdown = breakdown_lines(rows)
+    if breakdown:
+        lines += ["", "## Where the sequential sweeps' wall time went (the sweep's own account)"]
+        lines += breakdown
     other = [r for r in rows if "steady_epoch_ms" not in r]
     if other:
         lines += ["", "## Tracking and sweeps", ""]

@@ -36,6 +36,7 @@ def timed_sweep(args: list[str], variant: str, epochs: int) -> list[dict]:
             if proc.returncode != 0:
                 raise RuntimeError(f"{variant} sweep failed:\n{proc.stderr[-3000:]}")
             runs = sweep_runs(uri)
+            parts = sweep_time_parts(uri)
         in_epochs = sum(r["in_epochs_s"] for r in runs)
         rows.append({
             "group": "sweep",
@@ -45,8 +46,60 @@ def timed_sweep(args: list[str], variant: str, epochs: int) -> list[dict]:
             "epoch_steps_s": sum(r["epoch_s"] for r in runs),
             "overhead_share": None if launcher else 1 - in_epochs / wall,
             "outside_epochs_median_s": median_outside(runs),
+            "time_parts": parts,  # where the wall time went, as the sweep measured it
         })
     return rows
+
+
+def sweep_time_parts(uri: str) -> dict[str, float]:
+    """The sweep's own account of its wall time (harness.sweep.timing), from its parent run."""
+    from harness.store import ROLE_SWEEP, Reader
+    from harness.sweep.timing import TIME_PREFIX
+
+    reader = Reader(uri)
+    exp = reader.experiment(EXPERIMENT)
+    parents = reader.runs(exp.experiment_id, role=ROLE_SWEEP)
+    if not parents:
+        return {}
+    metrics = parents[0].data.metrics
+    return {k.removeprefix(TIME_PREFIX): v for k, v in metrics.items() if k.startswith(TIME_PREFIX)}
+
+
+# the parts in the order a sequential sweep spends them, and what each holds
+PARTS = (
+    ("startup_s", "start-up: Python, Hydra, the command line's configuration"),
+    ("plan_s", "plan: every job composed by Hydra and validated, store and parent run opened"),
+    ("launch_s", "Hydra's own validation of the batch (a second composition per job)"),
+    ("claim_s", "claims taken before each job"),
+    ("worker_wait_s", "jobs waiting for their worker (its start and import), and the trips"),
+    ("run_outside_epochs_s", "runs outside their epochs (data, set-up, build, callbacks)"),
+    ("in_epochs_s", "runs in their epochs (training steps and evaluation)"),
+    ("run_end_s", "runs' final metric flush and end in the store"),
+    ("other_s", "the rest (Hydra's per-job bookkeeping, the sweep's end)"),
+)
+
+
+def breakdown_lines(rows: list[dict]) -> list[str]:
+    """A Markdown table per sequential sweep: each part of its wall time, its share, per job."""
+    lines: list[str] = []
+    for r in rows:
+        parts = r.get("time_parts") or {}
+        if r.get("group") != "sweep" or not parts or parts.get("slots", 1) != 1:
+            continue
+        wall, jobs = parts.get("wall_s", r["wall_s"]), r["jobs"]
+        lines += ["", f"### {r['variant']} sweep, {jobs} jobs: {wall:.1f} s", ""]
+        lines += ["| part | s | share of wall | ms per job |", "|---|---|---|---|"]
+        for key, what in PARTS:
+            if key in parts:
+                v = parts[key]
+                lines.append(f"| {what} | {v:.1f} | {v / wall:.3f} | {1000 * v / jobs:.0f} |")
+        if "claim_background_s" in parts:
+            v = parts["claim_background_s"]
+            lines.append(
+                f"| (off the path: claims' link and release, writer thread) | {v:.1f} | - "
+                f"| {1000 * v / jobs:.0f} |"
+            )
+    return lines
 
 
 def sweep_runs(uri: str) -> list[dict]:

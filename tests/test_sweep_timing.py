@@ -1,0 +1,78 @@
+"""Where a sweep's wall time went (harness.sweep.timing): the arithmetic on a hand-made
+clock, and a real CLI sweep whose parent run carries the parts, consistent with its runs."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness.sweep import timing
+from tests.conftest import cli
+
+ROLE = "tags.`harness.role`"
+
+
+def test_the_parts_and_the_rest_add_up_to_the_wall_time(monkeypatch):
+    clock = timing.SweepClock()
+    monkeypatch.setattr(timing, "process_start", lambda: 100.0)
+    clock.marks = {"plan_start": 102.0, "plan_end": 110.0, "first_job": 113.0}
+    clock.add("claim_s", 0.5)
+    clock.add("claim_s", 0.25)
+    clock.add("claim_background_s", 4.0)  # off the slots' path: not part of the wall time
+    clock.add_run({"time/in_epochs_s": 20.0, "time/outside_epochs_s": 1.5}, end_s=0.25)
+    clock.add_run({"time/in_epochs_s": 10.0, "time/outside_epochs_s": 0.5}, end_s=0.25)
+    got = clock.metrics(now=150.0)
+    p = timing.TIME_PREFIX
+    assert got[f"{p}startup_s"] == 2.0 and got[f"{p}plan_s"] == 8.0 and got[f"{p}launch_s"] == 3.0
+    assert got[f"{p}claim_s"] == 0.75 and got[f"{p}in_epochs_s"] == 30.0
+    assert got[f"{p}run_outside_epochs_s"] == 2.0 and got[f"{p}run_end_s"] == 0.5
+    assert got[f"{p}wall_s"] == 50.0
+    # 50 - (2 + 8 + 3 + 0.75 + 30 + 2 + 0.5) = 3.75
+    assert got[f"{p}other_s"] == pytest.approx(3.75)
+
+
+def test_with_several_slots_the_rest_is_not_computed(monkeypatch):
+    clock = timing.reset(slots=2)
+    monkeypatch.setattr(timing, "process_start", lambda: 0.0)
+    clock.marks = {"plan_start": 1.0, "plan_end": 2.0, "first_job": 3.0}
+    got = clock.metrics(now=10.0)
+    assert f"{timing.TIME_PREFIX}other_s" not in got and got[f"{timing.TIME_PREFIX}slots"] == 2.0
+
+
+def test_process_start_is_in_the_past_of_this_process():
+    import time
+
+    start = timing.process_start()
+    assert start is not None and 0 < time.time() - start < 24 * 3600
+
+
+def test_a_sweeps_parent_run_says_where_its_time_went(tmp_path):
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    proc = cli(
+        "backend=numpy", "seed=0,1,2", "train.epochs=3", f"tracking.uri={store}", "-m",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=store)
+    exp = client.get_experiment_by_name("harness")
+    (parent,) = client.search_runs([exp.experiment_id], f"{ROLE} = 'sweep'")
+    jobs = client.search_runs([exp.experiment_id], f"{ROLE} = 'job'")
+    t = {k.removeprefix(timing.TIME_PREFIX): v for k, v in parent.data.metrics.items()
+         if k.startswith(timing.TIME_PREFIX)}
+    # the runs' own measurements, summed: the parent's parts are theirs
+    assert t["in_epochs_s"] == pytest.approx(sum(r.data.metrics["time/in_epochs_s"] for r in jobs))
+    assert t["run_outside_epochs_s"] == pytest.approx(
+        sum(r.data.metrics["time/outside_epochs_s"] for r in jobs)
+    )
+    for part in ("startup_s", "plan_s", "launch_s", "claim_s", "worker_wait_s", "run_end_s"):
+        assert t[part] > 0, part
+    assert t["slots"] == 1.0
+    # the parts fit in the wall time (other_s: what no part counts) and the rest is small
+    assert 0 <= t["other_s"] < 0.5 * t["wall_s"]
+    # a run's time in epochs is its epochs' steps and evaluation, as logged per epoch
+    run = jobs[0]
+    per_epoch = [
+        m.value for key in ("time/epoch_s", "time/eval_s")
+        for m in client.get_metric_history(run.info.run_id, key)
+    ]
+    assert run.data.metrics["time/in_epochs_s"] == pytest.approx(sum(per_epoch))
