@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import signal
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -49,15 +50,38 @@ def _sigterm(signum, frame):
     raise KeyboardInterrupt("SIGTERM")
 
 
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
 def with_default_launcher(argv: list[str]) -> list[str]:
     """A sweep runs through harness's launcher (hydra/launcher=harness: warm workers, claims
-    shared with other sweeps) unless the command line picks another launcher or preset.
-    Chosen here rather than in conf/config.yaml: Hydra lets the primary config's choice of
-    launcher beat the one a +launcher=... preset makes."""
-    picked = any(re.match(r"[+~]*(hydra/)?launcher=", arg) for arg in argv)
-    if picked or not {"-m", "--multirun"} & set(argv):
+    shared with other sweeps) unless the command line picks another launcher or preset, and
+    through harness's sweeper (hydra/sweeper=harness: Hydra's basic sweeper without a second
+    composition of the jobs the plan validated, harness.sweep.planned) unless the command line
+    or its experiment picks another sweeper. Chosen here rather than in conf/config.yaml:
+    Hydra lets the primary config's choice beat the one a preset or experiment makes."""
+    if not {"-m", "--multirun"} & set(argv):
         return argv
-    return [argv[0], "hydra/launcher=harness", *argv[1:]]
+    added = []
+    if not any(re.match(r"[+~]*(hydra/)?launcher=", arg) for arg in argv):
+        added.append("hydra/launcher=harness")
+    if not any(re.match(r"[+~]*hydra/sweeper=", arg) for arg in argv) and not _picks_sweeper(
+        argv
+    ):
+        added.append("hydra/sweeper=harness")
+    return [argv[0], *added, *argv[1:]]
+
+
+def _picks_sweeper(argv: list[str]) -> bool:
+    """Whether an experiment on the command line chooses a sweeper (e.g. harness_tuned), or
+    is not one of conf/experiment's (whatever it chooses is then left to it)."""
+    for arg in argv:
+        found = re.match(r"\+{0,2}experiment=(.+)$", arg)
+        if found:
+            path = CONF / "experiment" / f"{found.group(1)}.yaml"
+            if not path.is_file() or "hydra/sweeper" in path.read_text():
+                return True
+    return False
 
 
 def cli() -> None:

@@ -76,3 +76,34 @@ def test_a_sweeps_parent_run_says_where_its_time_went(tmp_path):
         for m in client.get_metric_history(run.info.run_id, key)
     ]
     assert run.data.metrics["time/in_epochs_s"] == pytest.approx(sum(per_epoch))
+
+
+def test_a_sweep_picks_the_harness_sweeper_unless_it_or_its_experiment_chooses_one():
+    from harness.__main__ import with_default_launcher as defaults
+
+    course = defaults(["harness", "+experiment=course", "-m"])
+    assert "hydra/sweeper=harness" in course and "hydra/launcher=harness" in course
+    # a tuned experiment chooses its own sweeper (a command-line choice would override it)
+    assert not any("sweeper" in a for a in defaults(["h", "+experiment=activations_tuned", "-m"]))
+    assert defaults(["h", "hydra/sweeper=basic", "-m"]).count("hydra/sweeper=basic") == 1
+    assert defaults(["h", "seed=1"]) == ["h", "seed=1"]  # a single run: nothing added
+
+
+def test_the_harness_sweeper_composes_again_only_the_jobs_the_plan_did_not_validate(
+    tmp_path, monkeypatch
+):
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from omegaconf import OmegaConf
+
+    from harness.sweep.job import Plan
+    from harness.sweep.planned import PlannedSweeper
+
+    validated: list[list[str]] = []
+    monkeypatch.setattr(
+        BasicSweeper, "validate_batch_is_legal", lambda self, batch: validated.extend(batch)
+    )
+    Plan(jobs=[{"overrides": ["seed=0"], "run_name": "a", "config_hash": "h"}]).write(tmp_path)
+    sweeper = PlannedSweeper(max_batch_size=None)
+    sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    sweeper.validate_batch_is_legal([["seed=0"], ["seed=1"]])
+    assert validated == [["seed=1"]]  # the plan's job skipped, the other composed by Hydra

@@ -1,0 +1,1 @@
+"""Hydra discovers this package (a `hydra_plugins` namespace package): `hydra/sweeper=harness`."""
