@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import cli
@@ -20,6 +21,7 @@ def _sweep_dir(cwd: Path) -> Path:
     return plan.parent
 
 
+@pytest.mark.slow  # 30-70 s on 2 cores: CI's slow suite runs it
 def test_submitit_local_sweep_runs_every_job_nested_complete_and_one_gpu_each(tmp_path):
     """Jobs pickled and run by submitit in processes of their own, as on SLURM. Two GPU slots
     (submitit gives each job CUDA_VISIBLE_DEVICES=0,1) for four jobs started at once: each job
@@ -108,6 +110,7 @@ def test_slurm_preset_submits_an_array_with_the_configured_resources(tmp_path):
     assert parent.data.tags["harness.role"] == "sweep" and parent.info.status == "FAILED"
 
 
+@pytest.mark.slow  # 30-70 s on 2 cores: CI's slow suite runs it
 def test_joblib_runs_the_jobs_in_its_own_processes_each_with_a_warm_worker(tmp_path):
     store = f"sqlite:///{tmp_path / 'store.db'}"
     proc = cli(

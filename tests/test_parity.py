@@ -315,6 +315,7 @@ def test_a_sweep_passes_only_when_every_checked_run_passes():
 ENGINES = ("keras_jax", "keras_torch")
 
 
+@pytest.mark.slow  # 30-70 s on 2 cores: CI's slow suite runs it
 def test_keras_on_jax_and_on_torch_match_numpy_through_the_cli(tmp_path):
     """Each engine in its own worker (Keras fixes its engine at import), from the same
     weights and batches: gd and Adam, float32 and float64, against the NumPy reference."""

@@ -158,6 +158,7 @@ def test_the_committed_claims_ledger_agrees_with_the_committed_reports():
     assert committed == ledger(RESULTS_DIR), stale
 
 
+@pytest.mark.slow  # 30-70 s on 2 cores: CI's slow suite runs it
 def test_claims_ledger_from_report_data(store, tmp_path, capsys):
     made = generate("acts", store["uri"], tmp_path / "made", attach=False)
     shutil.copytree(made, tmp_path / "results" / "activations")  # as if activations' data
@@ -176,6 +177,7 @@ def test_claims_ledger_from_report_data(store, tmp_path, capsys):
     assert "not testable yet" in vec and "missing: a committed report" in vec
 
 
+@pytest.mark.slow  # 30-70 s on 2 cores: CI's slow suite runs it
 def test_from_data_cli_and_its_errors(store, tmp_path, capsys):
     made = generate("acts", store["uri"], tmp_path / "made", attach=False)
     assert main(["--from-data", str(made), "--out", str(tmp_path / "again")]) == 0

@@ -132,6 +132,7 @@ def rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # 30-70 s on 2 cores: CI's slow suite runs it
 def test_tuned_report_compares_the_eval_stage_and_ships_both(store, tmp_path):
     folder = generate("optimizers_tuned", store, tmp_path / "out")
     text = (folder / "report.md").read_text()
@@ -152,6 +153,7 @@ def test_tuned_report_compares_the_eval_stage_and_ships_both(store, tmp_path):
         assert (again / name).read_bytes() == (folder / name).read_bytes(), name
 
 
+@pytest.mark.slow  # 30-70 s on 2 cores: CI's slow suite runs it
 def test_overfitting_report_finds_the_planted_turn_up_epoch(store, tmp_path):
     folder = generate("overfitting", store, tmp_path / "out")
     text = (folder / "report.md").read_text()

@@ -223,6 +223,7 @@ def test_interrupt_ends_the_run_and_the_parent_killed(tmp_path, how):
     assert [p.info.status for p in parents] == ["KILLED"]
 
 
+@pytest.mark.slow  # 30-70 s on 2 cores: CI's slow suite runs it
 def test_interrupting_a_parallel_sweep_ends_every_running_job_killed(tmp_path):
     store = f"sqlite:///{tmp_path / 'store.db'}"
     # one Keras and one Lightning job: the two slots run them at the same time

@@ -33,6 +33,7 @@ def _jobs(store: str):
     return client, exp, runs
 
 
+@pytest.mark.slow  # 30-70 s on 2 cores: CI's slow suite runs it
 def test_a_tuned_sweep_runs_both_stages_tags_them_and_resumes_across_both(tmp_path: Path):
     store = f"sqlite:///{tmp_path / 'store.db'}"
     first = cli(*TINY, f"tracking.uri={store}", "-m", cwd=tmp_path)

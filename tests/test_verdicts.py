@@ -55,6 +55,7 @@ def test_backend_agreement_is_an_equivalence_within_a_relative_margin():
     assert v.tost_low > -v.margin and v.tost_high < v.margin
 
 
+@pytest.mark.slow  # 30-70 s on 2 cores: CI's slow suite runs it
 def test_a_loss_verdict_catches_a_flipped_direction(monkeypatch):
     """Lower loss is better: a planted bug that reads losses as higher-is-better must show."""
     sig_loss = 0.30 + RNG.normal(0, 0.004, SEEDS)
