@@ -3,6 +3,8 @@ clock, and a real CLI sweep whose parent run carries the parts, consistent with 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -107,3 +109,50 @@ def test_the_harness_sweeper_composes_again_only_the_jobs_the_plan_did_not_valid
     sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
     sweeper.validate_batch_is_legal([["seed=0"], ["seed=1"]])
     assert validated == [["seed=1"]]  # the plan's job skipped, the other composed by Hydra
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["+experiment=course", "seed=range(0,3)"],  # 32 configurations x 3 seeds
+        ["backend=keras,lightning", "seed=4,0,7", "train.epochs=3"],
+        ["seed=1,abc"],  # a seed Hydra refuses: refused as Hydra refuses it
+    ],
+)
+def test_a_job_derived_from_its_sibling_seed_is_the_job_hydra_composes(overrides):
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from harness.core.config import register_configs
+    from harness.sweep.compose import Composer, compose_job, job_overrides
+
+    register_configs()
+    conf = str(Path(__file__).resolve().parent.parent / "conf")
+    with initialize_config_dir(config_dir=conf, version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        # the sweep's own config, as Hydra composes it for a -m command line
+        master = loader.load_configuration(
+            "config", ["hydra/launcher=harness", *overrides], run_mode=RunMode.MULTIRUN
+        )
+        params = dict(master.hydra.sweeper.get("params") or {})
+        jobs = job_overrides(params, list(master.hydra.overrides.task), loader)
+        composer = Composer(loader, master)
+        derived = 0
+        for job in jobs:
+            try:
+                expected = compose_job(loader, master, job)
+            except Exception as exc:
+                with pytest.raises(type(exc)):
+                    composer.compose(job)
+                continue
+            before = len(composer.bases)
+            got = composer.compose(job)
+            derived += len(composer.bases) == before  # from a sibling seed, not Hydra
+            assert OmegaConf.to_yaml(got) == OmegaConf.to_yaml(expected), job
+            assert got.hydra.sweep.dir == expected.hydra.sweep.dir
+            assert OmegaConf.is_struct(got) and got.seed == expected.seed
+        refused = 1 if "seed=1,abc" in overrides else 0
+        assert derived == len(jobs) - refused - len(composer.bases)
+        assert derived > 0 or refused  # (seed=1,abc: one job, and one Hydra refuses)

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from harness.core.config import Config, ConfigError, to_spec
 from harness.sweep import timing, workers
 from harness.sweep.compose import (  # noqa: F401 (launcher imports compose_job)
+    Composer,
     compose_job,
     forget_composed,
     job_overrides,
@@ -52,9 +53,10 @@ def plan(
     staged = validation_jobs(config, loader)
     if staged is None:
         staged = job_overrides(params, list(config.hydra.overrides.task), loader)
+    composer = Composer(loader, config)
     for overrides in staged:
         try:
-            job_cfg = compose_job(loader, config, overrides, keep=keep)
+            job_cfg = composer.compose(list(overrides), keep=keep)
             with open_dict(job_cfg):
                 del job_cfg["hydra"]
             spec = to_spec(job_cfg)
