@@ -91,24 +91,34 @@ def test_a_sweep_picks_the_harness_sweeper_unless_it_or_its_experiment_chooses_o
     assert defaults(["h", "seed=1"]) == ["h", "seed=1"]  # a single run: nothing added
 
 
-def test_the_harness_sweeper_composes_again_only_the_jobs_the_plan_did_not_validate(
-    tmp_path, monkeypatch
-):
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+def test_the_harness_sweeper_launches_the_plans_jobs_in_batches(tmp_path):
     from omegaconf import OmegaConf
 
     from harness.sweep.job import Plan
     from harness.sweep.planned import PlannedSweeper
 
-    validated: list[list[str]] = []
-    monkeypatch.setattr(
-        BasicSweeper, "validate_batch_is_legal", lambda self, batch: validated.extend(batch)
-    )
-    Plan(jobs=[{"overrides": ["seed=0"], "run_name": "a", "config_hash": "h"}]).write(tmp_path)
-    sweeper = PlannedSweeper(max_batch_size=None)
+    class Recorder:  # a launcher that records what it is given
+        def __init__(self):
+            self.calls = []
+
+        def launch(self, batch, initial_job_idx):
+            self.calls.append((batch, initial_job_idx))
+            return []
+
+    jobs = [{"overrides": [f"seed={s}"], "run_name": f"r{s}", "config_hash": f"h{s}"}
+            for s in range(5)]
+    Plan(jobs=jobs).write(tmp_path)
+    sweeper = PlannedSweeper(max_batch_size=2)
     sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
-    sweeper.validate_batch_is_legal([["seed=0"], ["seed=1"]])
-    assert validated == [["seed=1"]]  # the plan's job skipped, the other composed by Hydra
+    sweeper.launcher = Recorder()
+    sweeper.sweep([])
+    assert sweeper.launcher.calls == [
+        ([["seed=0"], ["seed=1"]], 0), ([["seed=2"], ["seed=3"]], 2), ([["seed=4"]], 4)
+    ]
+    assert (tmp_path / "multirun.yaml").is_file()
+    (tmp_path / "harness_sweep.json").unlink()  # no plan: a clear error, nothing launched
+    with pytest.raises(RuntimeError, match="hydra/sweeper=basic"):
+        PlannedSweeper(max_batch_size=None).__class__.sweep(sweeper, [])
 
 
 @pytest.mark.parametrize(
@@ -156,3 +166,33 @@ def test_a_job_derived_from_its_sibling_seed_is_the_job_hydra_composes(overrides
         refused = 1 if "seed=1,abc" in overrides else 0
         assert derived == len(jobs) - refused - len(composer.bases)
         assert derived > 0 or refused  # (seed=1,abc: one job, and one Hydra refuses)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["+experiment=course"],
+        ["+experiment=course", "seed=range(0,3)", "train.epochs=2"],
+        ["backend=keras,lightning", "seed=4,0,7", "model.hidden=[25,15],[8]"],
+    ],
+)
+def test_the_harness_sweeper_runs_the_jobs_of_hydras_basic_sweeper_in_its_order(args):
+    """harness.sweep.compose.job_overrides (what the plan validates and the harness sweeper
+    launches) against Hydra's own BasicSweeper.split_arguments, job for job."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from harness.core.config import register_configs
+    from harness.sweep.compose import job_overrides
+
+    register_configs()
+    conf = str(Path(__file__).resolve().parent.parent / "conf")
+    with initialize_config_dir(config_dir=conf, version_base="1.3"):
+        cfg = compose("config", overrides=[a for a in args if "," not in a and "range" not in a],
+                      return_hydra_config=True)
+    params = {k: str(v) for k, v in (cfg.hydra.sweeper.get("params") or {}).items()}
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]
+                                                      + args)
+    hydras = [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
+    assert job_overrides(params, args) == hydras and len(hydras) > 1
