@@ -42,7 +42,8 @@ SLOW = pytest.mark.slow
 ENGINES = ["keras", pytest.param("keras_jax", marks=SLOW), pytest.param("keras_torch", marks=SLOW)]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+# float64 (its own compiled functions) in the slow suite: ~25 s on 2 cores
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("backend", ENGINES)
 def test_reused_keras_model_trains_bitwise_as_a_fresh_build(backend: str, dtype: str) -> None:
     f = f"train.dtype={dtype}"
