@@ -56,8 +56,8 @@ CONF = Path(__file__).resolve().parent.parent / "conf"
 def with_default_launcher(argv: list[str]) -> list[str]:
     """A sweep runs through harness's launcher (hydra/launcher=harness: warm workers, claims
     shared with other sweeps) unless the command line picks another launcher or preset, and
-    through harness's sweeper (hydra/sweeper=harness: Hydra's basic sweeper without a second
-    composition of the jobs the plan validated, harness.sweep.planned) unless the command line
+    through harness's sweeper (hydra/sweeper=harness: the basic sweeper's jobs, launched without
+    a second composition of what the plan validated, harness.sweep.planned) unless the command line
     or its experiment picks another sweeper. Chosen here rather than in conf/config.yaml:
     Hydra lets the primary config's choice beat the one a preset or experiment makes."""
     if not {"-m", "--multirun"} & set(argv):

@@ -49,9 +49,7 @@ def compose_job(
     every job before the launcher composes it again), which takes it.
     """
     hydra_overrides = list(OmegaConf.to_container(master.hydra.overrides.hydra))
-    # the sweep folder (its ${now:...} resolved) tells one sweep's jobs from another's
-    where = (str(master.hydra.job.config_name), str(master.hydra.sweep.dir))
-    key = (*where, *hydra_overrides, "--", *overrides)
+    key = _kept_key(master, overrides)
     cfg = _COMPOSED.pop(key, None)
     if cfg is None:
         cfg = loader.load_configuration(
@@ -63,6 +61,14 @@ def compose_job(
     if keep:
         _COMPOSED[key] = copy.deepcopy(cfg)
     return cfg
+
+
+def _kept_key(master: DictConfig, overrides: list[str]) -> tuple:
+    """Which sweep and job a kept composition is: the sweep folder (its ${now:...} resolved)
+    tells one sweep's jobs from another's."""
+    hydra_overrides = list(OmegaConf.to_container(master.hydra.overrides.hydra))
+    where = (str(master.hydra.job.config_name), str(master.hydra.sweep.dir))
+    return (*where, *hydra_overrides, "--", *overrides)
 
 
 class Composer:
@@ -101,9 +107,7 @@ class Composer:
         except Exception:  # e.g. a seed that is not an int: Hydra's own error, from Hydra
             return compose_job(self.loader, self.master, overrides, keep=keep)
         if keep:
-            hydra_overrides = list(OmegaConf.to_container(self.master.hydra.overrides.hydra))
-            where = (str(self.master.hydra.job.config_name), str(self.master.hydra.sweep.dir))
-            _COMPOSED[(*where, *hydra_overrides, "--", *overrides)] = copy.deepcopy(cfg)
+            _COMPOSED[_kept_key(self.master, overrides)] = copy.deepcopy(cfg)
         return cfg
 
     def _with_seed(self, base: DictConfig, base_line: str, line: str) -> DictConfig:

@@ -29,19 +29,28 @@ from omegaconf import DictConfig, OmegaConf
 from harness.sweep.job import Plan
 
 
-class PlannedSweeper(Sweeper):
-    def __init__(self, max_batch_size: int | None = None, params: Any = None) -> None:
-        self.max_batch_size = max_batch_size
+class LaunchingSweeper(Sweeper):
+    """A sweeper that hands its jobs to the sweep's configured launcher (this one and the
+    tuned sweeper): Hydra's Sweeper.setup, as its own sweepers do it."""
+
+    def __init__(self) -> None:
         self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        self.config = config
+        self.config, self.hydra_context = config, hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
+
+
+class PlannedSweeper(LaunchingSweeper):
+    def __init__(self, max_batch_size: int | None = None, params: Any = None) -> None:
+        super().__init__()
+        self.max_batch_size = max_batch_size  # params: the plan read them (job_overrides)
 
     def sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None

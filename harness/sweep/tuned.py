@@ -22,12 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra.core.plugins import Plugins
-from hydra.plugins.sweeper import Sweeper
-from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from harness.core.config import ConfigError
+from harness.sweep.planned import LaunchingSweeper
 
 STAGE_TUNE, STAGE_EVAL = "tune", "eval"
 RESERVED = ("seed", "stage", "arm")  # set by the sweeper for every job
@@ -245,23 +243,13 @@ def _outcome(ret: Any) -> dict:
     return json.loads(path.read_text()) if path and path.exists() else {"status": "NO OUTCOME"}
 
 
-class TunedSweeper(Sweeper):
+class TunedSweeper(LaunchingSweeper):
     """Two stages through the sweep's launcher: tune, select, evaluate."""
 
     def __init__(self, **_: Any) -> None:
         # the settings are read from config.hydra.sweeper in sweep(), exactly as the sweep
         # callback read them to plan and validate the jobs
-        self.config: DictConfig | None = None
-        self.hydra_context: HydraContext | None = None
-        self.launcher: Any = None
-
-    def setup(
-        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
-    ) -> None:
-        self.config, self.hydra_context = config, hydra_context
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
-        )
+        super().__init__()
 
     def sweep(self, arguments: list[str]) -> Any:
         from harness.store import Store
