@@ -141,3 +141,50 @@ def test_a_claim_without_heartbeat_is_taken_over_from_any_host_and_its_run_marke
         assert store.client.get_run(taken.run_id).data.tags.get(JOB_RUN_TAG) is None
     finally:
         other.close()
+
+
+def _claim_runs(store: Store, status: str = "RUNNING") -> list:
+    return store.client.search_runs(
+        [store.experiment_id],
+        f"attributes.status = '{status}' and tags.`{ROLE_TAG}` = 'claim'",
+    )
+
+
+def test_a_job_claimed_ahead_trains_on_that_claim_and_one_never_run_is_released(tmp_path):
+    """A slot's next job is claimed while the one before trains (JobRunner.claim_ahead): its
+    turn takes that claim (no second one); two slots asking for one job make one claim; a
+    claim taken ahead for a job that never ran (an interrupt) is released by close()."""
+    from harness.core.config import Config
+    from harness.sweep.job import JobRunner, Plan
+    from harness.sweep.workers import Job, Outcome
+
+    store = _store(tmp_path)
+    spec = Config()
+    spec.tracking.uri, spec.tracking.experiment = store.uri, "claims"
+    plan = Plan(None, 3, {}, [
+        {"config_hash": h, "run_name": f"run-{h}", "overrides": []} for h in ("a", "b", "c")
+    ])
+    jobs = {h: Job(spec, [], None, config_hash=h) for h in ("a", "b", "c")}
+    runner = JobRunner(plan)
+    seen: list[tuple[str, list[str]]] = []
+
+    def train(job, on_started):
+        live = sorted(r.data.tags["config_hash"] for r in _claim_runs(store))
+        seen.append((job.config_hash, live))
+        return Outcome("FAILED", error="not trained here")
+
+    try:
+        assert runner.attempt(jobs["a"], train).status == "FAILED"  # claims a on its turn
+        runner.claim_ahead(jobs["b"])
+        runner.claim_ahead(jobs["b"])  # a second slot asks for the same job: one claim
+        runner.claim_ahead(jobs["c"])  # the job after it, which will never run
+        runner.ahead["b"].result()
+        runner.ahead["c"].result()
+        assert sorted(r.data.tags["config_hash"] for r in _claim_runs(store)) == ["b", "c"]
+        assert runner.attempt(jobs["b"], train).status == "FAILED"
+        assert seen[-1] == ("b", ["b", "c"])  # b trained on the claim taken ahead, no other
+        assert "b" not in runner.ahead
+    finally:
+        runner.close()
+    assert _claim_runs(store) == []  # c's claim, taken ahead and never used, released
+    assert len(_claim_runs(store, "FINISHED")) == 0  # (released claims are deleted)

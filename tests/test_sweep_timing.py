@@ -136,7 +136,7 @@ def test_a_job_derived_from_its_sibling_seed_is_the_job_hydra_composes(overrides
     from omegaconf import OmegaConf
 
     from harness.core.config import register_configs
-    from harness.sweep.compose import Composer, compose_job, job_overrides
+    from harness.sweep.compose import Composer, compose_job, job_overrides, task_spec
 
     register_configs()
     conf = str(Path(__file__).resolve().parent.parent / "conf")
@@ -156,13 +156,17 @@ def test_a_job_derived_from_its_sibling_seed_is_the_job_hydra_composes(overrides
             except Exception as exc:
                 with pytest.raises(type(exc)):
                     composer.compose(job)
+                with pytest.raises(type(exc)):
+                    composer.spec(job)
                 continue
             before = len(composer.bases)
-            got = composer.compose(job)
+            spec = composer.spec(job, keep=True)  # what the plan makes, and keeps
             derived += len(composer.bases) == before  # from a sibling seed, not Hydra
-            assert OmegaConf.to_yaml(got) == OmegaConf.to_yaml(expected), job
-            assert got.hydra.sweep.dir == expected.hydra.sweep.dir
-            assert OmegaConf.is_struct(got) and got.seed == expected.seed
+            assert spec == task_spec(expected), job
+            for got in (composer.compose(job), compose_job(loader, master, job)):  # (the kept)
+                assert OmegaConf.to_yaml(got) == OmegaConf.to_yaml(expected), job
+                assert got.hydra.sweep.dir == expected.hydra.sweep.dir
+                assert OmegaConf.is_struct(got) and got.seed == expected.seed
         refused = 1 if "seed=1,abc" in overrides else 0
         assert derived == len(jobs) - refused - len(composer.bases)
         assert derived > 0 or refused  # (seed=1,abc: one job, and one Hydra refuses)

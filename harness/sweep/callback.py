@@ -23,16 +23,11 @@ from typing import Any
 
 from hydra.core.global_hydra import GlobalHydra
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from harness.core.config import Config, ConfigError, to_spec
+from harness.core.config import Config, ConfigError
 from harness.sweep import timing, workers
-from harness.sweep.compose import (  # noqa: F401 (launcher imports compose_job)
-    Composer,
-    compose_job,
-    forget_composed,
-    job_overrides,
-)
+from harness.sweep.compose import Composer, forget_composed, job_overrides
 from harness.sweep.job import ELSEWHERE, OUTCOME_FILE, Plan, log
 from harness.sweep.tuned import is_tuned, validation_jobs
 
@@ -56,10 +51,7 @@ def plan(
     composer = Composer(loader, config)
     for overrides in staged:
         try:
-            job_cfg = composer.compose(list(overrides), keep=keep)
-            with open_dict(job_cfg):
-                del job_cfg["hydra"]
-            spec = to_spec(job_cfg)
+            spec = composer.spec(list(overrides), keep=keep)
             data, out_act = prepare(spec)
             if spec.tracking.claim_timeout_s <= 0:
                 raise ConfigError(

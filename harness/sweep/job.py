@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.sweep import timing
 from harness.sweep.workers import Job, Outcome
@@ -65,7 +67,10 @@ class JobRunner:
 
     A claim is taken before its job trains; what follows (its link to the job run, its
     release once the job has ended) is written by one writer thread, in order, while the slot
-    goes on with its next job (tens of ms per job on SQLite). close() waits for those writes.
+    goes on with its next job (tens of ms per job on SQLite). A slot's next job can be claimed
+    ahead, on the same thread, while the job before it trains (`claim_ahead`): its turn then
+    finds its claim taken. close() waits for those writes, and releases a claim taken ahead
+    for a job that never ran (an interrupted sweep).
     """
 
     def __init__(self, plan: Plan) -> None:
@@ -74,20 +79,49 @@ class JobRunner:
         self.waiting: set[str] = set()  # hashes whose "claimed elsewhere" was said once
         self.suspect = False  # the last job failed: check the server before claiming the next
         self.writer: ThreadPoolExecutor | None = None  # a claim's link and release, in order
+        self.ahead: dict[str, Future] = {}  # config hash -> its claim, taken ahead of its turn
+        self.ahead_lock = threading.Lock()
 
-    def _later(self, write: Callable[[], None]) -> None:
+    def _later(self, write: Callable[[], Any]) -> Future:
         """Run `write` on the claims' writer thread, after the writes submitted before it."""
         if self.writer is None:
             self.writer = ThreadPoolExecutor(1, thread_name_prefix="harness-claims-writer")
 
-        def timed() -> None:
+        def timed() -> Any:
             t0 = time.perf_counter()
             try:
-                write()
+                return write()
             finally:
                 timing.clock.add("claim_background_s", time.perf_counter() - t0)
 
-        self.writer.submit(timed)
+        return self.writer.submit(timed)
+
+    def claim_ahead(self, job: Job) -> None:
+        """Claim `job` on the writer thread now, ahead of its turn (a slot's next job, while
+        the one before it trains); its turn (attempt) takes that claim instead of claiming."""
+        chash = job.config_hash
+        if chash in self.plan.skip or not job.spec.tracking.enabled:
+            return
+        name = self.plan.names.get(chash, "")
+        with self.ahead_lock:  # two slots asking for one job: one claim
+            if chash in self.ahead:
+                return
+            self.ahead[chash] = self._later(
+                lambda: self._claims(job).try_claim(
+                    chash, name, self.plan.parent_run_id, job.spec.tracking.resume
+                )
+            )
+
+    def _claimed_ahead(self, chash: str):
+        """The claim taken ahead for this job, if it was taken and is ours or settled."""
+        future = self.ahead.pop(chash, None)
+        if future is None:
+            return None
+        try:
+            claim = future.result()
+        except Exception:  # the store failed then: the job's turn tries again, and says why
+            return None
+        return None if claim.kind == "busy" else claim  # busy then: look again now
 
     def _claims(self, job: Job):
         if self.claims is None and job.spec.tracking.enabled:
@@ -115,7 +149,7 @@ class JobRunner:
                 from harness.store import check_server, resolve_uri
 
                 check_server(resolve_uri(job.spec.tracking))
-            claim = claims.try_claim(
+            claim = self._claimed_ahead(chash) or claims.try_claim(
                 chash, name, self.plan.parent_run_id, job.spec.tracking.resume
             )
         except Exception as exc:  # a job never raises: its slot goes on with the next one

@@ -15,8 +15,7 @@ slot has done.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
-from harness.core.config import to_spec
-from harness.sweep.callback import compose_job
+from harness.sweep.compose import Kept, compose_job, take_composed, task_spec
 from harness.sweep.job import ELSEWHERE, JobRunner, Plan, record, report
 from harness.sweep.scheduler import Scheduler
 from harness.sweep.workers import Job, Outcome, WorkerPool, take_pool
@@ -62,19 +60,22 @@ class WarmLauncher(Launcher):
         slots = self.slots
         workers = take_pool(slots)  # prewarmed by the sweep callback while it planned
         runner = JobRunner(plan)
-        scheduler = Scheduler(workers, slots, runner=self._runner(runner, workers))
+        scheduler = Scheduler(
+            workers, slots, runner=self._runner(runner, workers), ahead=runner.claim_ahead
+        )
         try:
             configs = []
             for i, overrides in enumerate(job_overrides):
                 idx = initial_job_idx + i
-                cfg, job = self._compose(list(overrides), idx, plan, slots)
+                make, job = self._compose(list(overrides), idx, plan, slots)
                 if job.config_hash not in plan.skip:
                     workers.prewarm(job.spec)  # its framework imports while the rest compose
                 scheduler.add(idx, job)
-                configs.append((idx, cfg, job))
+                configs.append((idx, make, job))
             scheduler.all_added()
             return [
-                self._collect(idx, cfg, job, scheduler, workers, plan) for idx, cfg, job in configs
+                self._collect(idx, make(), job, scheduler, workers, plan)
+                for idx, make, job in configs
             ]
         except BaseException:  # Ctrl-C, SIGTERM: the running jobs end KILLED, claims released
             scheduler.interrupt(timeout=15.0)
@@ -86,25 +87,31 @@ class WarmLauncher(Launcher):
 
     def _compose(
         self, overrides: list[str], idx: int, plan: Plan, slots: int
-    ) -> tuple[DictConfig, Job]:
-        """The job's config, as Hydra's launchers compose it, and its harness job."""
+    ) -> tuple[Callable[[], DictConfig], Job]:
+        """The job's harness job, and what makes its config as Hydra's launchers compose it:
+        the plan's, kept in this process (its spec made, its config made when collected), or
+        composed again here as Hydra's own launchers do."""
         from harness.run.train import config_hash
 
         assert self.hydra_context is not None and self.config is not None
-        cfg = compose_job(self.hydra_context.config_loader, self.config, overrides)
-        with open_dict(cfg):
-            cfg.hydra.job.id = f"{cfg.hydra.job.name}_{idx}"
-            cfg.hydra.job.num = idx
-        task_cfg = copy.deepcopy(cfg)
-        with open_dict(task_cfg):
-            del task_cfg["hydra"]
-        spec = to_spec(task_cfg)
+        kept = take_composed(self.config, overrides)
+        if kept is None:
+            cfg = compose_job(self.hydra_context.config_loader, self.config, overrides)
+            kept = Kept(task_spec(cfg), lambda: cfg)
+
+        def make() -> DictConfig:
+            cfg = kept.config()
+            with open_dict(cfg):
+                cfg.hydra.job.id = f"{cfg.hydra.job.name}_{idx}"
+                cfg.hydra.job.num = idx
+            return cfg
+
         label = f"[{idx + 1}/{plan.planned or '?'}]"
         # parallel jobs share one terminal: a bar each would overwrite the other's
-        job = Job(spec, overrides, plan.parent_run_id, label, "lines" if slots > 1 else "auto")
-        job.config_hash = config_hash(spec)
+        job = Job(kept.spec, overrides, plan.parent_run_id, label, "lines" if slots > 1 else "auto")
+        job.config_hash = config_hash(kept.spec)
         job.jobs_after = max(0, plan.planned - (idx + 1))
-        return cfg, job
+        return make, job
 
     @staticmethod
     def _runner(runner: JobRunner, workers: WorkerPool):

@@ -30,9 +30,16 @@ class Scheduler:
     MIN_JOBS_FOR_ANOTHER = 3
     RETRY_S = 1.0
 
-    def __init__(self, pool: WorkerPool, slots: int, runner: Runner | None = None) -> None:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        slots: int,
+        runner: Runner | None = None,
+        ahead: Callable[[Job], None] | None = None,
+    ) -> None:
         self.pool, self.slots = pool, slots
         self.runner: Runner = runner or (lambda job, train: train(job, None))
+        self.ahead = ahead  # told a slot's likely next job as its current one starts training
         self.pending: list[tuple[int, Job]] = []
         self.not_before: dict[int, float] = {}  # a BUSY job's next try
         self.outcomes: dict[int, Outcome] = {}
@@ -113,6 +120,23 @@ class Scheduler:
                 self.cond.wait(0.2)
             return None
 
+    def _tell_next(self, job: Job) -> None:
+        """Tell `ahead` the job this slot will likely take next: the first ready one of the
+        same backend (its claim is then taken while this one trains)."""
+        if self.ahead is None:
+            return
+        kind, now = self._kind(job), time.monotonic()
+        with self.cond:
+            following = next(
+                (
+                    j for i, j in self.pending
+                    if self._kind(j) == kind and self.not_before.get(i, 0.0) <= now
+                ),
+                None,
+            )
+        if following is not None:
+            self.ahead(following)
+
     def _held_elsewhere(self, slot: int) -> set[tuple]:
         return {w.key[:3] for i, w in enumerate(self.workers) if w is not None and i != slot}
 
@@ -142,7 +166,12 @@ class Scheduler:
             while (item := self._next(slot)) is not None:
                 index, job = item
                 t0 = time.perf_counter()
-                outcome = self.runner(job, lambda j, started: self._train(slot, j, started))
+
+                def train(j: Job, started: Callable[[str], None] | None) -> Outcome:
+                    self._tell_next(j)  # claimed (the runner's turn), about to train
+                    return self._train(slot, j, started)
+
+                outcome = self.runner(job, train)
                 with self.cond:
                     if outcome.status == BUSY:
                         self.pending.append(item)

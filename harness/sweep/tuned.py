@@ -208,16 +208,10 @@ def validation_jobs(config: DictConfig, loader: Any) -> list[list[str]] | None:
 
 def _compose(config: DictConfig, loader: Any, overrides: Sequence[str]):
     """A job's spec, data and output activation, as the plan makes them; raises ConfigError."""
-    from omegaconf import open_dict
-
-    from harness.core.config import to_spec
     from harness.run.train import prepare
-    from harness.sweep.compose import compose_job
+    from harness.sweep.compose import compose_job, task_spec
 
-    cfg = compose_job(loader, config, list(overrides))
-    with open_dict(cfg):
-        del cfg["hydra"]
-    spec = to_spec(cfg)
+    spec = task_spec(compose_job(loader, config, list(overrides)))
     data, out_act = prepare(spec)
     return spec, data, out_act
 
