@@ -264,38 +264,53 @@ def test_runs_left_running_by_a_killed_sweep_are_marked_killed_by_the_next(tmp_p
     assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
 
 
-def _scheduled(kinds: list[str], held: list[str | None]) -> list[str | None]:
-    """What each slot picks next, in turn, given the jobs' backends and the slots' workers."""
+def _scheduled(
+    kinds: list[str],
+    held: list[str | None],
+    complete: bool = True,
+    seconds: dict[str, list[float]] | None = None,
+) -> list[str | None]:
+    """What each slot picks next, in turn (Scheduler._next: a pick holds its backend), given
+    the jobs' backends, the backends the slots hold, whether every job is queued yet, and
+    the times of the jobs done so far per backend."""
     from harness.sweep.scheduler import Scheduler
     from harness.sweep.workers import Job, WorkerPool
 
-    specs = {b: make_spec(f"backend={b}", "train.epochs=1") for b in set(kinds)}
+    specs = {b: make_spec(f"backend={b}", "train.epochs=1") for b in {*kinds, *held} if b}
     scheduler = Scheduler(WorkerPool(len(held)), len(held))
     scheduler.pending = [(i, Job(specs[b], [], None)) for i, b in enumerate(kinds)]
-
-    class Held:  # a slot's worker, as far as picking is concerned
-        def __init__(self, backend):
-            self.key = WorkerPool._key(specs.get(backend) or make_spec(f"backend={backend}"), None)
-
-    scheduler.workers = [Held(b) if b else None for b in held]
+    kind = {b: Scheduler._kind(Job(spec, [], None)) for b, spec in specs.items()}
+    scheduler.kinds = [kind[b] if b else None for b in held]
+    scheduler.complete = complete
+    scheduler.seconds = {kind[b]: v for b, v in (seconds or {}).items()}
     picks = []
     for slot in range(len(held)):
-        item = scheduler._pick(slot)
-        if item is not None:
-            scheduler.pending.remove(item)
-            scheduler.workers[slot] = Held(item[1].spec.backend.name)
+        if complete:
+            item = scheduler._next(slot)
+        else:  # (_next would wait for the rest of the sweep)
+            if (item := scheduler._pick(slot)) is not None:
+                scheduler.pending.remove(item)
+                scheduler.kinds[slot] = kind[item[1].spec.backend.name]
         picks.append(item[1].spec.backend.name if item else None)
     return picks
 
 
 def test_parallel_slots_import_each_framework_once_where_that_is_enough():
-    # a mixed sweep: the second slot takes the other framework, not a second copy of the first
+    # a mixed sweep: the second slot takes the other framework, not a second copy of the
+    # first (the first slot holds keras from its pick, before its worker is assigned)
     assert _scheduled(["keras"] * 3 + ["lightning"] * 3, [None, None]) == ["keras", "lightning"]
     # a slot keeps its framework while its jobs remain
     scheduled = _scheduled(["lightning", "keras", "keras"], ["keras", "lightning"])
     assert scheduled == ["keras", "lightning"]
-    # a second worker of one framework (a 4-5 s import) only for enough jobs to pay for it
+    # a second worker of one framework (a 4-15 s import) only for enough jobs to pay for it
     assert _scheduled(["keras"] * 2, [None, None]) == ["keras", None]
     assert _scheduled(["keras"] * 4, [None, None]) == ["keras", "keras"]
+    # ... and only once every job is queued: the rest may be another framework's
+    assert _scheduled(["keras"] * 4, [None, None], complete=False) == ["keras", None]
+    # once jobs have ended, by time: the jobs left must take one slot 2 x START_S (24 s)
+    assert _scheduled(["keras"] * 4, ["keras", None], seconds={"keras": [2.0, 9.0, 3.0]}) == [
+        "keras", None]  # 3 left x 3 s (median) = 9 s: not worth a 12 s import
+    assert _scheduled(["keras"] * 4, ["keras", None], seconds={"keras": [9.0, 8.0]}) == [
+        "keras", "keras"]  # 3 left x 8.5 s = 25.5 s
     # a slot whose framework has no jobs left switches once the others have work for two
     assert _scheduled(["lightning"] * 4, ["keras", "lightning"]) == ["lightning", "lightning"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -22,12 +23,16 @@ class Scheduler:
     each job's outcome in order. Imports are what a slot must not waste (4-5 s per framework
     against 1-4 s per job), so a slot keeps its worker while jobs for it remain; a slot that
     needs a worker takes the first job whose backend no other slot holds (a mixed sweep
-    imports each framework once), and starts a second worker of a backend another slot holds
-    only while at least MIN_JOBS_FOR_ANOTHER jobs of it remain. A job that another sweep is
-    training (BUSY) goes back to the queue and is tried again after RETRY_S.
+    imports each framework once; a slot holds a backend from the moment it picks a job of
+    it). Once every job is queued, a slot starts a second worker of a backend another slot
+    holds only when the jobs of it left would take the one slot at least twice a worker's
+    start (START_S; before any job of it has ended: while MIN_JOBS_FOR_ANOTHER remain): the
+    second worker's import must be paid back. A job that another sweep is training (BUSY)
+    goes back to the queue and is tried again after RETRY_S.
     """
 
     MIN_JOBS_FOR_ANOTHER = 3
+    START_S = 12.0  # a worker's start and framework import, 2 cores under load (4-15 s)
     RETRY_S = 1.0
 
     def __init__(
@@ -44,6 +49,8 @@ class Scheduler:
         self.not_before: dict[int, float] = {}  # a BUSY job's next try
         self.outcomes: dict[int, Outcome] = {}
         self.workers: list[Worker | None] = [None] * slots
+        self.kinds: list[tuple | None] = [None] * slots  # the backend each slot holds
+        self.seconds: dict[tuple, list[float]] = {}  # per backend: its jobs' times so far
         self.cond = threading.Condition()
         self.threads: list[threading.Thread] = []
         self.complete = False  # every job has been added
@@ -87,20 +94,26 @@ class Scheduler:
     def _pick(self, slot: int) -> tuple[int, Job] | None:
         now = time.monotonic()
         ready = [item for item in self.pending if self.not_before.get(item[0], 0.0) <= now]
-        mine = self.workers[slot]
+        mine = self.kinds[slot]
         if mine is not None:
             for item in ready:
-                if self._kind(item[1]) == mine.key[:3]:
+                if self._kind(item[1]) == mine:
                     return item
-        held = {w.key[:3] for i, w in enumerate(self.workers) if w is not None and i != slot}
+        held = self._held_elsewhere(slot)
         for item in ready:
             if self._kind(item[1]) not in held:
                 return item
-        if ready:
-            kind = self._kind(ready[0][1])
-            if sum(self._kind(job) == kind for _, job in self.pending) >= self.MIN_JOBS_FOR_ANOTHER:
-                return ready[0]
+        if ready and self.complete and self._worth_another(self._kind(ready[0][1])):
+            return ready[0]
         return None
+
+    def _worth_another(self, kind: tuple) -> bool:
+        """Whether the jobs of `kind` left pay back another worker's start (START_S)."""
+        left = sum(self._kind(job) == kind for _, job in self.pending)
+        times = self.seconds.get(kind)
+        if not times:
+            return left >= self.MIN_JOBS_FOR_ANOTHER
+        return left * statistics.median(times) >= 2 * self.START_S
 
     def _next(self, slot: int) -> tuple[int, Job] | None:
         """The slot's next job, waiting while jobs may still come (being added, or BUSY)."""
@@ -109,6 +122,7 @@ class Scheduler:
                 item = self._pick(slot)
                 if item is not None:
                     self.pending.remove(item)
+                    self.kinds[slot] = self._kind(item[1])
                     return item
                 if self.complete and not self.pending:
                     return None
@@ -138,7 +152,7 @@ class Scheduler:
             self.ahead(following)
 
     def _held_elsewhere(self, slot: int) -> set[tuple]:
-        return {w.key[:3] for i, w in enumerate(self.workers) if w is not None and i != slot}
+        return {k for i, k in enumerate(self.kinds) if k is not None and i != slot}
 
     def _train(self, slot: int, job: Job, on_started: Callable[[str], None] | None) -> Outcome:
         """Train `job` on this slot's worker (taken, or replaced for another backend or GPU)."""
@@ -178,6 +192,9 @@ class Scheduler:
                         self.not_before[index] = time.monotonic() + self.RETRY_S
                     else:
                         outcome.extra["seconds"] = time.perf_counter() - t0
+                        self.seconds.setdefault(self._kind(job), []).append(
+                            outcome.extra["seconds"]
+                        )
                         self.not_before.pop(index, None)
                         self.outcomes[index] = outcome
                     self.cond.notify_all()
@@ -190,6 +207,7 @@ class Scheduler:
         finally:
             with self.cond:
                 worker, self.workers[slot] = self.workers[slot], None
+                self.kinds[slot] = None
                 self.active -= 1
                 self.cond.notify_all()
             if worker is not None:
