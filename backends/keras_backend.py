@@ -157,10 +157,12 @@ def _optimizer(inputs: TrainInputs) -> keras.optimizers.Optimizer:
 # --- the batches ---------------------------------------------------------------------------
 
 
-def _epoch_batches(inputs: TrainInputs, x: np.ndarray, y: np.ndarray) -> keras_engines.FitData:
+def _epoch_batches(
+    inputs: TrainInputs, x: np.ndarray, y: np.ndarray, reuse: keras_engines.FitData | None
+) -> keras_engines.FitData:
     """Every epoch's batches in the harness's order (no Keras shuffling), fed to `fit` as
-    the engine takes them fastest."""
-    return ENGINE.epoch_batches(inputs, x, y)
+    the engine takes them fastest (a reused model's dataset refilled where it can be)."""
+    return ENGINE.epoch_batches(inputs, x, y, reuse)
 
 
 # --- the training loop's hook --------------------------------------------------------------
@@ -200,6 +202,7 @@ class _Warm:
     loss: keras.losses.Loss
     optimizer: keras.optimizers.Optimizer
     outputs: Callable  # the compiled evaluation: outputs(x_eval, y_val)
+    batches: keras_engines.FitData  # fit's data, which the next run may refill
 
 
 _WARM: _Warm | None = None  # the last run's model, if it finished
@@ -294,10 +297,10 @@ class KerasBackend:
         y_dtype = "int64" if data.task is Task.multiclass else dtype
         x_eval = ops.convert_to_tensor(evaluation_inputs(data, dtype))  # train rows, then val
         y_val = ops.convert_to_tensor(data.y_val, dtype=y_dtype)
-        batches = _epoch_batches(inputs, data.x_train.astype(dtype), data.y_train.astype(y_dtype))
-
         warm = getattr(self, "warm", None)  # setup's verdict: the last run's model fits
         self.warm = None
+        x_train, y_train = data.x_train.astype(dtype), data.y_train.astype(y_dtype)
+        batches = _epoch_batches(inputs, x_train, y_train, warm.batches if warm else None)
         if warm is None:
             model = _model(inputs, dtype)
             loss = _loss(inputs.loss)
@@ -309,9 +312,10 @@ class KerasBackend:
                 jit_compile=ENGINE.jit_compile,
             )
             outputs = _evaluation(model, loss, inputs)
-            warm = _Warm(_warm_key(inputs), model, loss, optimizer, outputs)
+            warm = _Warm(_warm_key(inputs), model, loss, optimizer, outputs, batches)
         else:
             _reset(warm, inputs)
+            warm.batches = batches
         model = warm.model
 
         def evaluate() -> Evaluation:
