@@ -58,6 +58,24 @@ def _activate(act: Activation, x):
     return keras.activations.get(act.value)(x)
 
 
+class Sequential(keras.Sequential):
+    """A keras.Sequential whose metric reset, which `fit` does before every epoch, is one
+    compiled call: on TensorFlow two eager variable writes cost 0.41 ms a call on 2 cores
+    against 0.14 ms compiled (13% of a warm 100-epoch course run went there). Each metric
+    resets itself as in Keras (Metric.reset_state): the same zeros, written at once."""
+
+    def reset_metrics(self):
+        metrics = tuple(self.metrics)
+        if getattr(self, "_reset_for", None) != metrics:
+            def reset() -> None:
+                for metric in metrics:
+                    metric.reset_state()
+
+            object.__setattr__(self, "_reset_for", metrics)  # (not tracked by Keras)
+            object.__setattr__(self, "_reset_compiled", ENGINE.compiled(reset))
+        self._reset_compiled()
+
+
 def _model(inputs: TrainInputs, dtype: str) -> keras.Sequential:
     layers: list = [keras.Input(shape=(inputs.data.n_features,), dtype=dtype)]
     if inputs.config.model.conv_filters:
@@ -66,7 +84,7 @@ def _model(inputs: TrainInputs, dtype: str) -> keras.Sequential:
         layers.append(keras.layers.Dense(units, activation=inputs.hidden_activation.value))
     output = inputs.output_activation.value
     layers.append(keras.layers.Dense(inputs.data.n_outputs, activation=output))
-    model = keras.Sequential(layers)
+    model = Sequential(layers)  # (named "sequential", as keras.Sequential names itself)
     model.set_weights([a.astype(dtype) for kernel, bias in inputs.weights for a in (kernel, bias)])
     return model
 
