@@ -292,7 +292,8 @@ def verdict(claim: str, value: float, target: str) -> str:
     return "yes" if met else "NO"
 
 
-def write_table(rows: list[dict], out_dir: Path, label: str, argv: list[str]) -> Path:
+def write_table(rows: list[dict], out_dir: Path, label: str, argv: list[str],
+                compared: tuple | None = None) -> Path:  # (old table's path, its comparison)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
     command = "python -m harness.bench " + " ".join(argv)
@@ -319,10 +320,15 @@ def write_table(rows: list[dict], out_dir: Path, label: str, argv: list[str]) ->
     if other:
         lines += ["", "## Tracking and sweeps", ""]
         lines += [f"- {json.dumps(r, sort_keys=True)}" for r in other]
+    data = {"rows": rows, "environment": env}
+    if compared:
+        from harness.tools.bench_compare import render
+
+        lines += ["", *render(compared[1], compared[0])]
+        data["comparison"] = {"against": compared[0], **compared[1]}
     lines += ["", "## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()]
     path = out_dir / f"{label}.md"
     path.write_text("\n".join(lines) + "\n")
-    data = {"rows": rows, "environment": env}
     (out_dir / f"{label}.json").write_text(json.dumps(data, indent=1) + "\n")
     return path
 
@@ -346,12 +352,23 @@ def main(argv: list[str] | None = None) -> int:
         "--course-seeds", type=int, metavar="N",
         help="time the course sweep with its first N seeds only, for quick iteration",
     )
+    parser.add_argument("--compare", metavar="OLD.json", help="compare the ratios with this "
+                        "table's by ranges over repeats (harness.tools.bench_compare)")
+    parser.add_argument("--against", metavar="NEW.json",
+                        help="with --compare: measure nothing, compare this table instead")
     parser.add_argument("--out", default="results/benchmarks")
     parser.add_argument("--label", default="cpu-2core")
     groups = [*baselines.FRAMEWORKS, "tracking"]
     parser.add_argument("--group", choices=groups, help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    from harness.tools import bench_compare  # it imports this module's targets
+
+    if args.against:
+        return bench_compare.compare_files(
+            args.compare or parser.error("--against needs --compare"), args.against)
+    # the old table read first: a wrong path fails now, not after the measuring
+    old = json.loads(Path(args.compare).read_text())["rows"] if args.compare else None
     if args.group:  # a child process measuring one framework
         rows = (
             measure_tracking(args.repeats, args.epochs * 4) if args.group == "tracking"
@@ -374,7 +391,11 @@ def main(argv: list[str] | None = None) -> int:
         rows += measure_course_sweep(args.course_seeds)
     for claim, value, target in ratios(rows):
         print(f"{claim:70s} {value:8.3f}   target {target}")
-    path = write_table(rows, Path(args.out), args.label, argv if argv is not None else sys.argv[1:])
+    compared = old and (args.compare, bench_compare.compare(rows, old))
+    if compared:
+        print(bench_compare.worse_line(compared[1]))
+    path = write_table(rows, Path(args.out), args.label,
+                       argv if argv is not None else sys.argv[1:], compared)
     print(f"[bench] table written to {path}", file=sys.stderr)
     return 0
 
