@@ -77,7 +77,7 @@ def full() -> None:
 
 # the samples summed up: the warm runs (not the first), the full-batch epochs of both
 WORKLOAD = {
-    "warm": r"<listcomp> \(scripts/profile_keras\.py",
+    "warm": r"<listcomp> \((scripts/)?profile_keras\.py.*;run \(harness/run/train\.py",
     "full": r"train \(harness/tools/bench\.py|tf_function_loop",
 }
 # what each part of a sample's stack is (the first match, in this order)
