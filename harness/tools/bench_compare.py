@@ -28,8 +28,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends import baselines
-from harness.tools.bench import FASTEST, TARGETS, Target, ratios
+from harness.tools.bench_targets import Target, epoch_series, epoch_targets, ratios
 
 TOLERANCE = 0.25  # single values: relative change of the old value taken as noise
 ABS_TOLERANCE = 0.01  # ... and at least this much (shares near zero move by more than 25%)
@@ -49,24 +48,9 @@ class Measure:
     pairing: str  # "paired", "unpaired", or "single" (no repeats: the tolerance rule)
 
 
-def _series(rows: list[dict], framework: str, role, batch: str) -> tuple[float, list[float]]:
-    """A variant's median epoch (ms) and its repeats; role FASTEST: the baseline fastest by
-    median. A row without repeats gives its median as its one repeat."""
-    roles = {v.name: v.role for v in baselines.variants(framework)}
-    found = {
-        roles[r["variant"]]: (r["steady_epoch_ms"], r.get("repeats") or [r["steady_epoch_ms"]])
-        for r in rows
-        if r["group"] == framework and r["batch"] == batch and r["variant"] in roles
-    }
-    if role is FASTEST:
-        role = min((ms, role.value, role) for role, (ms, _) in found.items()
-                   if role not in baselines.HARNESS_ROLES)[2]
-    return found[role]
-
-
 def _epoch_measure(rows: list[dict], t: Target, batch: str) -> Measure:
-    _, num = _series(rows, t.framework, t.numerator, batch)
-    _, den = _series(rows, t.denominator_framework or t.framework, t.denominator, batch)
+    _, num = epoch_series(rows, t.framework, t.numerator, batch)
+    _, den = epoch_series(rows, t.denominator_framework or t.framework, t.denominator, batch)
     paired = not t.denominator_framework and len(num) == len(den)
     if paired:
         values = [n / d for n, d in zip(num, den, strict=True)]
@@ -79,15 +63,9 @@ def _epoch_measure(rows: list[dict], t: Target, batch: str) -> Measure:
 
 
 def measures(rows: list[dict]) -> list[Measure]:
-    """Every ratio of the table (harness.tools.bench.ratios' claims), epoch ratios with their
+    """Every ratio of the table (bench_targets.ratios' claims), epoch ratios with their
     ranges over repeats, the others (tracking, sweeps) as single values."""
-    present = {r["group"] for r in rows}
-    out = [
-        _epoch_measure(rows, t, batch)
-        for batch in ("32", "full") for t in TARGETS
-        if t.batch in (None, batch) and {t.framework, t.denominator_framework or t.framework}
-        <= present
-    ]
+    out = [_epoch_measure(rows, t, batch) for t, batch in epoch_targets(rows)]
     epoch_claims = {m.claim for m in out}
     out += [Measure(claim, target, value, value, value, "single")
             for claim, value, target in ratios(rows)
