@@ -138,10 +138,15 @@ def test_the_lessons_claims_hold_on_the_default_budgets(tmp_path):
         ("activations", "model.hidden_activation=sigmoid,relu"),
         ("optimizers", "optimizer.lr=0.001,0.01"),
     ):
+        # 3 of the experiments' 10 seeds (the command line's seed replaces the sweeper's):
+        # 36 runs, not 120 (at 10 seeds it ran past pytest's 15 minutes on a slow machine)
         proc = cli(
-            f"+experiment={name}", narrow, f"tracking.uri={store}", "-m", cwd=tmp_path, timeout=1800
+            f"+experiment={name}", narrow, "seed=0,1,2", f"tracking.uri={store}", "-m",
+            cwd=tmp_path, timeout=1800,
         )
         assert proc.returncode == 0, proc.stderr[-4000:]
+    assert len(_runs(store, "activations")) == 2 * 2 * 3  # activations x backends x seeds
+    assert len(_runs(store, "optimizers")) == 2 * 2 * 2 * 3  # x learning rates
 
     act = _final_means(store, "activations", ["model.hidden_activation"])["train/loss"]
     opt = _final_means(store, "optimizers", ["optimizer.name", "optimizer.lr"])["train/loss"]
