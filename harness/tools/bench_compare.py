@@ -23,12 +23,17 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.tools.bench_targets import Target, epoch_series, epoch_targets, ratios
+from harness.tools.bench_targets import (
+    Target,
+    direction,
+    epoch_series,
+    epoch_targets,
+    ratios,
+)
 
 TOLERANCE = 0.25  # single values: relative change of the old value taken as noise
 ABS_TOLERANCE = 0.01  # ... and at least this much (shares near zero move by more than 25%)
@@ -71,12 +76,6 @@ def measures(rows: list[dict]) -> list[Measure]:
             for claim, value, target in ratios(rows)
             if claim not in epoch_claims and value is not None]
     return out
-
-
-def direction(target: str) -> str:
-    """"lower" or "higher" is better, from the target's operator; "" where none (reported)."""
-    found = re.match(r"(<=|>=) ", target)
-    return "" if found is None else {"<=": "lower", ">=": "higher"}[found.group(1)]
 
 
 def judge(old: Measure, new: Measure) -> str:

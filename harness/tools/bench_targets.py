@@ -127,10 +127,21 @@ def ratios(rows: list[dict]) -> list[tuple[str, float, str]]:
     return out
 
 
+# a target: "<= x" or ">= x", for one batch setting only when it says "(batch N)";
+# anything else ("(reported)", "(fit's own floor)") is not a target
+TARGET = re.compile(r"(<=|>=) ([0-9.]+)(?: \(batch (\w+)\))?$")
+
+
+def direction(target: str) -> str:
+    """"lower" or "higher" is better, from the target's operator; "" where none (reported)."""
+    found = TARGET.match(target)
+    return "" if found is None else {"<=": "lower", ">=": "higher"}[found.group(1)]
+
+
 def verdict(claim: str, value: float, target: str) -> str:
     """"yes" or "NO" for a target "<= x" / ">= x" (one batch setting's: "(batch N)"), or
     "" where there is no target (reported only) or it is another batch setting's."""
-    found = re.match(r"(<=|>=) ([0-9.]+)(?: \(batch (\w+)\))?$", target)
+    found = TARGET.match(target)
     if found is None:
         return ""
     op, bound, batch = found.group(1), float(found.group(2)), found.group(3)
